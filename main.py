@@ -309,43 +309,49 @@ def import_pyplot():
 def parse_args(argv):
     """Parse the command line; on bad input, print why and exit with status 2."""
     parser = argparse.ArgumentParser(
+        prog="main.py",
         description="Fit f(x) = x*W + b to noisy data with a hand-written "
         "TensorFlow training loop, and compare with exact least squares.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--epochs",
+        metavar="N",
         type=checked(int, "an integer >= 1", lambda n: n >= 1),
         default=EPOCHS,
-        help="full-batch updates to run (an integer >= 1)",
+        help="full-batch updates to run: an integer >= 1 (default: %(default)s)",
     )
     parser.add_argument(
         "--learning-rate",
+        metavar="LR",
         type=checked(
             float, "a finite number > 0", lambda r: math.isfinite(r) and r > 0
         ),
         default=LEARNING_RATE,
-        help="step size of each update (a finite number > 0)",
+        help="step size of each update: a finite number > 0 (default: %(default)s)",
     )
     parser.add_argument(
         "--num-examples",
+        metavar="N",
         type=checked(int, "an integer >= 2", lambda n: n >= 2),
         default=NUM_EXAMPLES,
-        help="number of (x, y) examples (an integer >= 2)",
+        help="number of (x, y) examples: an integer >= 2 (default: %(default)s)",
     )
     parser.add_argument(
         "--noise",
+        metavar="STD",
         type=checked(
             float, "a finite number >= 0", lambda s: math.isfinite(s) and s >= 0
         ),
         default=NOISE_STD,
-        help="standard deviation of the noise on y (a finite number >= 0)",
+        help="standard deviation of the noise on y: a finite number >= 0"
+        " (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
+        metavar="N",
         type=checked(int, "an integer >= 0", lambda n: n >= 0),
         default=SEED,
-        help="seed for the data (an integer >= 0)",
+        help="seed for the data: an integer >= 0 (default: %(default)s)",
     )
     parser.add_argument(
         "--eager",
