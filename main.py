@@ -18,12 +18,13 @@ Run it, and its tests, in a new virtual environment:
 
 import os
 
-# TensorFlow's C++ core logs through its own logger, which reads this variable
-# once, when TensorFlow is imported: set later, it does nothing. "2" hides its
-# INFO and WARNING lines and keeps real errors. A few lines still appear,
-# written before the variable is read; README.md explains them. setdefault
-# lets you override it from the shell: TF_CPP_MIN_LOG_LEVEL=0 python main.py
-# (This is why the imports below come after a line of code.)
+# TensorFlow's C++ core has its own logger, which reads this variable when
+# TensorFlow is imported: set after the import, it does nothing. That is why
+# the imports below come after a line of code. "2" hides INFO and WARNING lines
+# and keeps ERROR lines. A few lines still appear on a machine without a GPU:
+# some are printed before the variable is read, one is an ERROR about CUDA.
+# README.md explains them; all are harmless. setdefault lets you choose from
+# the shell instead: TF_CPP_MIN_LOG_LEVEL=0 python main.py shows everything.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
@@ -36,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 # ---------------------------------------------------------------------------
-# 1. Settings. Each is also a command-line option (see parse_args below).
+# 1. Settings. The five used by parse_args are also options: main.py --help
 # ---------------------------------------------------------------------------
 TRUE_W = 3.0  # slope that generates the data; training should find it
 TRUE_B = 2.0  # intercept that generates the data
@@ -84,9 +85,11 @@ class LinearModel(tf.Module):
         # Why tf.Variable, not tf.constant or a tensor: tensors are immutable,
         # and training must change w and b in place. A GradientTape watches
         # trainable Variables on its own; a constant gets no gradient unless
-        # you call tape.watch on it (test_constant_is_not_watched...). Using a
-        # Python float such as 5.0 makes the Variable float32. tf.Module finds
-        # Variables stored as attributes: model.trainable_variables lists both.
+        # you call tape.watch on it (test_constant_is_not_watched...). A bias
+        # made with tf.zeros(()) would be such a tensor, with no assign_sub
+        # (test_a_bias_made_with_tf_zeros...). Python floats such as 5.0 make
+        # float32 Variables, and tf.Module finds Variables stored as attributes:
+        # model.trainable_variables lists both (test_model_holds_two_...).
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -116,7 +119,7 @@ def train_step(model, x, y, learning_rate):
     """
     # The tape records every operation on a watched Variable inside the
     # `with` block. The loss must be computed here: computed outside, the tape
-    # never saw it and the gradient is None.
+    # never saw it and the gradient is None (test_loss_computed_outside_...).
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
     # Ask for gradients after the block, so their own computation is not
@@ -184,15 +187,17 @@ def has_diverged(loss, start_loss, divergence_factor):
 def train(model, x, y, learning_rate, epochs, step, divergence_factor, report=None):
     """Run `epochs` full-batch steps; stop early if the loss diverges.
 
-    Calls report(state) for every EpochState, as soon as it is known.
+    Calls report(state) for each EpochState that has not diverged, as soon as
+    it is known, so a report never shows a runaway or non-finite loss.
     """
     history = []
 
     def record(state):
         history.append(state)
-        if report is not None:
+        diverged = has_diverged(state.loss, history[0].loss, divergence_factor)
+        if report is not None and not diverged:
             report(state)
-        return has_diverged(state.loss, history[0].loss, divergence_factor)
+        return diverged
 
     for epoch in range(epochs):
         # Read W and b before the step: the loss the step returns was computed
@@ -245,7 +250,7 @@ def loss_float64(x, y, w, b):
 
 
 def stability_limit(x):
-    """The learning rate above which gradient descent on this data diverges."""
+    """Learning rates below this converge on this data; above it, diverge."""
     # The loss is a quadratic bowl in (W, b), so its Hessian (the matrix of
     # second derivatives) is the same everywhere:
     #   H = 2 * [[mean(x**2), mean(x)],
@@ -263,7 +268,7 @@ def stability_limit(x):
 
 
 # ---------------------------------------------------------------------------
-# 9. Command line: every setting above can be changed without editing code.
+# 9. Command line: try other settings without editing the code.
 # ---------------------------------------------------------------------------
 def checked(convert, accepts, is_valid):
     """An argparse type: convert the text, then reject what is out of range."""
@@ -306,7 +311,14 @@ def import_pyplot():
     return plt
 
 
-def parse_args(argv):
+def parse_args(
+    argv,
+    epochs=EPOCHS,
+    learning_rate=LEARNING_RATE,
+    num_examples=NUM_EXAMPLES,
+    noise_std=NOISE_STD,
+    seed=SEED,
+):
     """Parse the command line; on bad input, print why and exit with status 2."""
     parser = argparse.ArgumentParser(
         prog="main.py",
@@ -317,7 +329,7 @@ def parse_args(argv):
         "--epochs",
         metavar="N",
         type=checked(int, "an integer >= 1", lambda n: n >= 1),
-        default=EPOCHS,
+        default=epochs,
         help="full-batch updates to run: an integer >= 1 (default: %(default)s)",
     )
     parser.add_argument(
@@ -326,14 +338,14 @@ def parse_args(argv):
         type=checked(
             float, "a finite number > 0", lambda r: math.isfinite(r) and r > 0
         ),
-        default=LEARNING_RATE,
+        default=learning_rate,
         help="step size of each update: a finite number > 0 (default: %(default)s)",
     )
     parser.add_argument(
         "--num-examples",
         metavar="N",
         type=checked(int, "an integer >= 2", lambda n: n >= 2),
-        default=NUM_EXAMPLES,
+        default=num_examples,
         help="number of (x, y) examples: an integer >= 2 (default: %(default)s)",
     )
     parser.add_argument(
@@ -342,7 +354,7 @@ def parse_args(argv):
         type=checked(
             float, "a finite number >= 0", lambda s: math.isfinite(s) and s >= 0
         ),
-        default=NOISE_STD,
+        default=noise_std,
         help="standard deviation of the noise on y: a finite number >= 0"
         " (default: %(default)s)",
     )
@@ -350,7 +362,7 @@ def parse_args(argv):
         "--seed",
         metavar="N",
         type=checked(int, "an integer >= 0", lambda n: n >= 0),
-        default=SEED,
+        default=seed,
         help="seed for the data: an integer >= 0 (default: %(default)s)",
     )
     parser.add_argument(
@@ -450,17 +462,35 @@ def divergence_lines(history, learning_rate, limit, divergence_factor):
     ]
 
 
-def timing_line(history, seconds, eager):
-    """How long training took, from the clock around the loop."""
+def timing_lines(history, seconds, eager, fit_seconds):
+    """How long training and the exact fit took, from the clock."""
     steps = [state.step_seconds for state in history[:-1]]
     tracing = "" if eager else " (tracing the graph included)"
-    line = (
-        f"Training took {seconds:.3f} s: epoch 1 took {steps[0] * 1e3:.2f} ms{tracing}"
-    )
+    first = f"Training took {seconds:.3f} s: epoch 1 took {steps[0] * 1e3:.2f} ms"
+    lines = [first + tracing + ("," if len(steps) > 1 else ".")]
     if len(steps) > 1:
         later = sum(steps[1:]) / len(steps[1:])
-        line += f",\nthen {later * 1e3:.3f} ms per epoch"
-    return line + "."
+        lines.append(f"then {later * 1e3:.3f} ms per epoch.")
+    # Solving exactly is faster than training here. We train anyway because
+    # the same loop works for models that have no exact formula.
+    lines.append(f"The exact least-squares fit took {fit_seconds * 1e3:.2f} ms.")
+    return lines
+
+
+def header_lines(args, true_w, true_b, initial_w, initial_b, limit):
+    """What is about to happen: the data, the start, and the step."""
+    mode = "eagerly" if args.eager else "as a tf.function graph"
+    epochs = f"{args.epochs} full-batch epoch" + ("s" if args.epochs > 1 else "")
+    return [
+        (
+            f"Data: {args.num_examples:,} examples of y = {true_w:g}*x + {true_b:g}"
+            f" + noise (noise std {args.noise:g}, seed {args.seed})."
+        ),
+        f"Training: {epochs} from W={initial_w:g}, b={initial_b:g}, step run {mode};",
+        (f"          learning rate {args.learning_rate:g} (stable below {limit:.5f})."),
+        "",
+        f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
+    ]
 
 
 def save_plot(path, x, y, history, true_w, true_b, max_points):
@@ -513,17 +543,7 @@ def main(
     args = parse_args(argv)
     x, y = make_data(args.num_examples, true_w, true_b, args.noise, args.seed)
     limit = stability_limit(x)
-    mode = "eagerly" if args.eager else "as a tf.function graph"
-    print(
-        f"Data: {args.num_examples:,} examples of y = {true_w:g}*x + {true_b:g}"
-        f" + noise (noise std {args.noise:g}, seed {args.seed})."
-    )
-    print(
-        f"Training: from W={initial_w:g}, b={initial_b:g}; learning rate"
-        f" {args.learning_rate:g} (stable below {limit:.5f});"
-    )
-    print(f"          {args.epochs} full-batch epochs; step run {mode}.")
-    print(f"\n{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}")
+    print("\n".join(header_lines(args, true_w, true_b, initial_w, initial_b, limit)))
     model = LinearModel(initial_w, initial_b)
     # Convert the data to tensors once. NumPy arrays passed to the step would
     # be converted again on every call: a copy of all the data per epoch.
@@ -550,14 +570,10 @@ def main(
     started = time.perf_counter()
     fitted = least_squares(x, y)
     fit_seconds = time.perf_counter() - started
-    print()
     learned = (final.w, final.b)
-    for line in summary_lines(x, y, learned, fitted, true_w, true_b, tolerance, limit):
-        print(line)
-    print(timing_line(result.history, seconds, args.eager))
-    # Solving exactly is faster than training here. We train anyway because
-    # the loop is the same for models that have no exact formula.
-    print(f"The exact least-squares fit took {fit_seconds * 1e3:.2f} ms.")
+    lines = summary_lines(x, y, learned, fitted, true_w, true_b, tolerance, limit)
+    lines += timing_lines(result.history, seconds, args.eager, fit_seconds)
+    print("\n" + "\n".join(lines))
     if args.plot is not None:
         try:
             save_plot(args.plot, x, y, result.history, true_w, true_b, plot_points)
