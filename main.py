@@ -412,14 +412,14 @@ def table_printer(epochs, rows):
     return report
 
 
-def summary_lines(x, y, learned, fitted, true_w, true_b, tolerance, limit):
+def summary_lines(x, y, learned, fitted, truth, noise_std, tolerance, limit):
     """The closing lines: three comparable rows, then what they mean."""
     lines = [
         format_summary_row(label, w, b, loss_float64(x, y, w, b))
         for label, (w, b) in (
             ("learned", learned),
             ("least-squares", fitted),
-            ("true", (true_w, true_b)),
+            ("true", truth),
         )
     ]
     gap = max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1]))
@@ -429,10 +429,16 @@ def summary_lines(x, y, learned, fitted, true_w, true_b, tolerance, limit):
                 f"Converged: learned W and b are within {tolerance:g} of least"
                 f" squares (gap {gap:.1e})."
             ),
-            "Least squares is the best line for this sample. It differs from",
-            "the true line because the noise in a finite sample does not",
-            "average out to exactly zero.",
         ]
+        lines += (
+            [
+                "Least squares is the best line for this sample. It differs from",
+                "the true line because the noise in a finite sample does not",
+                "average out to exactly zero.",
+            ]
+            if noise_std > 0
+            else ["With no noise, the least-squares line is the true line."]
+        )
     else:
         lines += [
             (
@@ -571,7 +577,9 @@ def main(
     fitted = least_squares(x, y)
     fit_seconds = time.perf_counter() - started
     learned = (final.w, final.b)
-    lines = summary_lines(x, y, learned, fitted, true_w, true_b, tolerance, limit)
+    lines = summary_lines(
+        x, y, learned, fitted, (true_w, true_b), args.noise, tolerance, limit
+    )
     lines += timing_lines(result.history, seconds, args.eager, fit_seconds)
     print("\n" + "\n".join(lines))
     if args.plot is not None:

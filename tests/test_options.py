@@ -56,6 +56,7 @@ def test_noise_zero_learns_the_true_line_exactly(capsys):
     assert status == 0
     assert abs(learned[0] - 3.0) <= 1e-4 and abs(learned[1] - 2.0) <= 1e-4
     assert learned[2] <= 1e-5
+    assert "With no noise, the least-squares line is the true line." in out
 
 
 def test_epochs_one_runs_exactly_one_epoch(capsys):
