@@ -1,6 +1,7 @@
 """Shared pieces for the tests: import main.py once, and train it once."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -46,3 +47,23 @@ def default_run(default_data):
     """One training run with every default setting (tf.function step)."""
     x, y = default_data
     return train_fresh_model(x, y, main.LEARNING_RATE, main.EPOCHS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def main_py_process():
+    """`python main.py` as a learner runs it, started when the tests start.
+
+    TensorFlow takes seconds to import; running the command in the background
+    lets that overlap with the other tests instead of adding to the total.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    if process.poll() is None:  # the test that reads it did not run
+        process.kill()
+        process.communicate()

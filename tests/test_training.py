@@ -1,9 +1,6 @@
 """The tutorial's promises: it converges, repeats itself, and says so."""
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 
@@ -67,21 +64,14 @@ def test_eager_and_tf_function_learn_the_same(default_data, default_run, train_o
     np.testing.assert_allclose(final_w_b(eager), final_w_b(default_run), atol=1e-6)
 
 
-def test_python_main_py_prints_the_three_summary_rows():
+def test_python_main_py_prints_the_three_summary_rows(main_py_process):
     """`python main.py` exits 0 and ends with learned, least-squares, true."""
-    completed = subprocess.run(
-        [sys.executable, "main.py"],
-        check=False,
-        cwd=os.path.dirname(main.__file__),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    rows = SUMMARY_ROW.findall(completed.stdout)
+    stdout, stderr = main_py_process.communicate(timeout=120)
+    assert main_py_process.returncode == 0, stderr
+    rows = SUMMARY_ROW.findall(stdout)
     assert [row[0] for row in rows] == ["learned", "least-squares", "true"]
     learned, fitted, true = [tuple(map(float, row[1:])) for row in rows]
     assert abs(learned[0] - fitted[0]) <= 1e-4 and abs(learned[1] - fitted[1]) <= 1e-4
     assert true[:2] == (3.0, 2.0)
-    assert "Traceback" not in completed.stderr
-    assert "Converged" in completed.stdout
+    assert "Traceback" not in stderr
+    assert "Converged" in stdout
