@@ -403,7 +403,7 @@ def format_summary_row(label, w, b, loss):
 
 def table_printer(epochs, rows):
     """Return a report() for train() that prints about `rows` evenly spaced rows."""
-    interval = max(1, epochs // rows)
+    interval = max(1, math.ceil(epochs / rows))
 
     def report(state):
         if state.epoch % interval == 0 or state.epoch == epochs:

@@ -67,6 +67,15 @@ def test_epochs_one_runs_exactly_one_epoch(capsys):
     assert "Not converged" in out
 
 
+@pytest.mark.parametrize("epochs", ["25", "333"])
+def test_table_fits_a_screen_and_ends_at_the_last_epoch(capsys, epochs):
+    """About TABLE_ROWS evenly spaced rows, from epoch 0 to the very last."""
+    _, out, _ = run_main(capsys, "--epochs", epochs)
+    rows = [row[0] for row in table(out)]
+    assert rows[0] == 0 and rows[-1] == int(epochs)
+    assert len(rows) <= main.TABLE_ROWS + 2
+
+
 def test_learning_rate_sets_the_step_size(capsys):
     """Half the learning rate moves W half as far in the first epoch."""
     moves = []
@@ -128,8 +137,11 @@ def test_eager_learns_the_same_w_and_b_as_the_default(capsys):
         (["--batch-size", "32"], "--batch-size"),
     ],
 )
-def test_bad_input_exits_2_with_a_one_line_reason(capsys, argv, option):
+def test_bad_input_exits_2_with_a_one_line_reason(
+    capsys, monkeypatch, tmp_path, argv, option
+):
     """Bad input: status 2, usage, and one error line naming the option."""
+    monkeypatch.chdir(tmp_path)  # so a broken check could not litter the repo
     status, out, err = run_main(capsys, *argv)
     error_lines = [line for line in err.splitlines() if "error:" in line]
     assert status == 2
@@ -138,10 +150,12 @@ def test_bad_input_exits_2_with_a_one_line_reason(capsys, argv, option):
     assert out == ""
 
 
-def test_plot_without_matplotlib_exits_2_saying_how_to_install(capsys, monkeypatch):
+def test_plot_without_matplotlib_exits_2_saying_how_to_install(
+    capsys, monkeypatch, tmp_path
+):
     """--plot with matplotlib missing: status 2 and the pip command to fix it."""
     monkeypatch.setitem(main.sys.modules, "matplotlib", None)  # import fails
-    status, _, err = run_main(capsys, "--plot", "figure.png")
+    status, _, err = run_main(capsys, "--plot", str(tmp_path / "figure.png"))
     assert status == 2
     assert "--plot" in err and "pip install matplotlib" in err
 

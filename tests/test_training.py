@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 
 import main
 
@@ -75,3 +76,39 @@ def test_python_main_py_prints_the_three_summary_rows(main_py_process):
     assert true[:2] == (3.0, 2.0)
     assert "Traceback" not in stderr
     assert "Converged" in stdout
+
+
+def test_each_row_pairs_w_and_b_with_their_own_loss(default_data, default_run):
+    """No stale losses: every recorded loss is the loss at that row's W and b."""
+    x, y = default_data
+    for state in default_run.history[::10]:
+        assert state.loss == pytest.approx(
+            main.loss_float64(x, y, state.w, state.b), rel=1e-5
+        )
+
+
+def test_summary_loss_is_the_same_mean_squared_error_as_training():
+    """loss_float64 (the summary) and mean_squared_error (training) agree."""
+    x, y = main.make_data(1000, 3.0, 2.0, 1.0, seed=3)
+    for w, b in [(5.0, 0.0), (3.0, 2.0), (-1.0, 1.0)]:
+        trained = float(main.mean_squared_error(y, x * np.float32(w) + np.float32(b)))
+        assert main.loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
+
+
+def test_report_sees_every_state_but_a_diverged_one(default_data):
+    """train() reports each state as it goes, never the runaway one."""
+    x, y = (main.tf.constant(a) for a in default_data)
+    reported = []
+    result = main.train(
+        main.LinearModel(5.0, 0.0),
+        x,
+        y,
+        learning_rate=5.0,
+        epochs=50,
+        step=main.make_step(eager=False),
+        divergence_factor=main.DIVERGENCE_FACTOR,
+        report=reported.append,
+    )
+    assert result.diverged
+    assert reported == result.history[:-1]
+    assert all(np.isfinite(state.loss) for state in reported)
