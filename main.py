@@ -39,7 +39,7 @@ import tensorflow as tf
 # ---------------------------------------------------------------------------
 # 1. Settings. The five used by parse_args are also options: main.py --help
 # ---------------------------------------------------------------------------
-TRUE_W = 3.0  # slope that generates the data; training should find it
+TRUE_W = 3.0  # slope that generates the data; training should come close
 TRUE_B = 2.0  # intercept that generates the data
 NUM_EXAMPLES = 1000  # number of (x, y) pairs, all used in every step
 NOISE_STD = 1.0  # standard deviation of the noise added to each y

@@ -187,3 +187,19 @@ def test_too_large_learning_rate_exits_1_saying_it_diverged(capsys, default_data
 def test_has_diverged_flags_non_finite_or_runaway_loss(loss, diverged):
     """With a start loss of 1 and factor 10: over 10, inf and nan are divergence."""
     assert main.has_diverged(loss, 1.0, 10.0) is diverged
+
+
+def test_plot_that_fails_to_save_exits_2_without_a_traceback(capsys, monkeypatch):
+    """An OSError while saving (say, a full disk) is reported like bad input."""
+    pytest.importorskip("matplotlib")
+
+    def fail_to_save(path, *args):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(main, "save_plot", fail_to_save)
+    status, _, err = run_main(capsys, "--epochs", "2", "--plot", "figure.png")
+    assert status == 2
+    assert err.strip() == (
+        "main.py: error: argument --plot: "
+        "[Errno 28] No space left on device: 'figure.png'"
+    )
