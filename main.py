@@ -325,46 +325,29 @@ def parse_args(
         description="Fit f(x) = x*W + b to noisy data with a hand-written "
         "TensorFlow training loop, and compare with exact least squares.",
     )
-    parser.add_argument(
-        "--epochs",
-        metavar="N",
-        type=checked(int, "an integer >= 1", lambda n: n >= 1),
-        default=epochs,
-        help="full-batch updates to run: an integer >= 1 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--learning-rate",
-        metavar="LR",
-        type=checked(
-            float, "a finite number > 0", lambda r: math.isfinite(r) and r > 0
-        ),
-        default=learning_rate,
-        help="step size of each update: a finite number > 0 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--num-examples",
-        metavar="N",
-        type=checked(int, "an integer >= 2", lambda n: n >= 2),
-        default=num_examples,
-        help="number of (x, y) examples: an integer >= 2 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--noise",
-        metavar="STD",
-        type=checked(
-            float, "a finite number >= 0", lambda s: math.isfinite(s) and s >= 0
-        ),
-        default=noise_std,
-        help="standard deviation of the noise on y: a finite number >= 0"
-        " (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        metavar="N",
-        type=checked(int, "an integer >= 0", lambda n: n >= 0),
-        default=seed,
-        help="seed for the data: an integer >= 0 (default: %(default)s)",
-    )
+    numbers = [
+        # option, metavar, type, what it accepts, the check, default, meaning
+        ("--epochs", "N", int, "an integer >= 1", lambda n: n >= 1, epochs,
+         "full-batch updates to run"),
+        ("--learning-rate", "LR", float, "a finite number > 0",
+         lambda r: math.isfinite(r) and r > 0, learning_rate,
+         "step size of each update"),
+        ("--num-examples", "N", int, "an integer >= 2", lambda n: n >= 2,
+         num_examples, "number of (x, y) examples"),
+        ("--noise", "STD", float, "a finite number >= 0",
+         lambda s: math.isfinite(s) and s >= 0, noise_std,
+         "standard deviation of the noise on y"),
+        ("--seed", "N", int, "an integer >= 0", lambda n: n >= 0, seed,
+         "seed for the data"),
+    ]  # fmt: skip
+    for option, metavar, convert, accepts, is_valid, default, meaning in numbers:
+        parser.add_argument(
+            option,
+            metavar=metavar,
+            type=checked(convert, accepts, is_valid),
+            default=default,
+            help=f"{meaning}: {accepts} (default: %(default)s)",
+        )
     parser.add_argument(
         "--eager",
         action="store_true",
