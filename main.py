@@ -406,32 +406,24 @@ def summary_lines(x, y, learned, fitted, truth, noise_std, tolerance, limit):
         )
     ]
     gap = max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1]))
-    if gap <= tolerance:
-        lines += [
-            (
-                f"Converged: learned W and b are within {tolerance:g} of least"
-                f" squares (gap {gap:.1e})."
-            ),
-        ]
-        lines += (
-            [
-                "Least squares is the best line for this sample. It differs from",
-                "the true line because the noise in a finite sample does not",
-                "average out to exactly zero.",
-            ]
-            if noise_std > 0
-            else ["With no noise, the least-squares line is the true line."]
-        )
-    else:
-        lines += [
-            (
-                f"Not converged: learned W and b are {gap:.1e} from least"
-                f" squares (more than {tolerance:g})."
-            ),
+    if gap > tolerance:
+        return lines + [
+            f"Not converged: learned W and b are {gap:.1e} from least squares"
+            + f" (more than {tolerance:g}).",
             "Try more --epochs, or a --learning-rate closer to, but below,",
             f"the stability limit {limit:.5f}.",
         ]
-    return lines
+    lines.append(
+        f"Converged: learned W and b are within {tolerance:g} of least squares"
+        f" (gap {gap:.1e})."
+    )
+    if noise_std == 0:
+        return lines + ["With no noise, the least-squares line is the true line."]
+    return lines + [
+        "Least squares is the best line for this sample. It differs from",
+        "the true line because the noise in a finite sample does not",
+        "average out to exactly zero.",
+    ]
 
 
 def divergence_lines(history, learning_rate, limit, divergence_factor):

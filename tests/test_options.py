@@ -203,3 +203,11 @@ def test_plot_that_fails_to_save_exits_2_without_a_traceback(capsys, monkeypatch
         "main.py: error: argument --plot: "
         "[Errno 28] No space left on device: 'figure.png'"
     )
+
+
+def test_learning_rate_so_large_the_loss_overflows_is_reported_plainly(capsys):
+    """A float32 overflow after one step: stderr says the loss became inf."""
+    status, out, err = run_main(capsys, "--learning-rate", "1e30")
+    assert status == 1
+    assert "Training diverged at epoch 1: the loss became inf" in err
+    assert not re.search(r"nan|inf", out, re.IGNORECASE)
