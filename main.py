@@ -468,7 +468,7 @@ def header_lines(args, true_w, true_b, initial_w, initial_b, limit):
             f" + noise (noise std {args.noise:g}, seed {args.seed})."
         ),
         f"Training: {epochs} from W={initial_w:g}, b={initial_b:g}, step run {mode};",
-        (f"          learning rate {args.learning_rate:g} (stable below {limit:.5f})."),
+        f"          learning rate {args.learning_rate:g} (stable below {limit:.5f}).",
         "",
         f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
     ]

@@ -13,7 +13,9 @@ sys.path.insert(0, ROOT)
 import main  # after the line above; this imports TensorFlow once per session
 
 
-def train_fresh_model(x, y, learning_rate, epochs, eager=False, start=None):
+def train_fresh_model(
+    x, y, learning_rate, epochs, eager=False, start=None, report=None
+):
     """Train a new model the way main() does; return its TrainingResult."""
     initial_w, initial_b = start or (main.INITIAL_W, main.INITIAL_B)
     model = main.LinearModel(initial_w, initial_b)
@@ -25,6 +27,7 @@ def train_fresh_model(x, y, learning_rate, epochs, eager=False, start=None):
         epochs,
         main.make_step(eager),
         main.DIVERGENCE_FACTOR,
+        report,
     )
 
 

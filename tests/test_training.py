@@ -95,20 +95,10 @@ def test_summary_loss_is_the_same_mean_squared_error_as_training():
         assert main.loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
 
 
-def test_report_sees_every_state_but_a_diverged_one(default_data):
+def test_report_sees_every_state_but_a_diverged_one(default_data, train_on):
     """train() reports each state as it goes, never the runaway one."""
-    x, y = (main.tf.constant(a) for a in default_data)
     reported = []
-    result = main.train(
-        main.LinearModel(5.0, 0.0),
-        x,
-        y,
-        learning_rate=5.0,
-        epochs=50,
-        step=main.make_step(eager=False),
-        divergence_factor=main.DIVERGENCE_FACTOR,
-        report=reported.append,
-    )
+    result = train_on(*default_data, 5.0, epochs=50, report=reported.append)
     assert result.diverged
     assert reported == result.history[:-1]
     assert all(np.isfinite(state.loss) for state in reported)
