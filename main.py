@@ -1,31 +1,27 @@
-"""Train f(x) = x*W + b by hand in TensorFlow 2: the loop that Keras's fit() hides.
+"""Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-This script fits a straight line to noisy data with a full-batch training loop
-written out in the open: a tf.Module holding two tf.Variables, a mean squared
-error loss, tf.GradientTape for the gradients and Variable.assign_sub for the
-update. It then checks the answer against the exact least-squares line, so
-every number it prints can be trusted. Read it top to bottom; the comments are
-the lesson and tests/ proves what they claim.
+A full-batch training loop in the open: a tf.Module holding two tf.Variables,
+mean squared error, tf.GradientTape and Variable.assign_sub. The answer is
+checked against the exact least-squares line, then trained again through
+Keras. The comments are the lesson; tests/test_lessons.py proves each claim.
 
-Run it, and its tests, in a new virtual environment:
-
-    python3 -m venv .venv && . .venv/bin/activate && pip install -r requirements.txt
     python main.py                      # train with the settings below
-    python main.py --help               # every option, with its default
+    python main.py --keras              # then the same training through fit()
     python main.py --learning-rate 1.5  # see what divergence looks like
-    python -m pytest                    # the tests that prove the comments
+    python main.py --help               # every option, with its default
 """
 
 import os
+import signal
 
-# TensorFlow's C++ core has its own logger, which reads this variable when
-# TensorFlow is imported: set after the import, it does nothing. That is why
-# the imports below come after a line of code. "2" hides INFO and WARNING lines
-# and keeps ERROR lines. A few lines still appear on a machine without a GPU:
-# some are printed before the variable is read, one is an ERROR about CUDA.
-# README.md explains them; all are harmless. setdefault lets you choose from
-# the shell instead: TF_CPP_MIN_LOG_LEVEL=0 python main.py shows everything.
+# TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it is set
+# before the import: "2" hides INFO and WARNING lines (README's FAQ shows the rest).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keep freed tensor memory for the next tensor (TensorFlow's BFC pool) instead of
+# handing it back to the system; README's Performance section shows what it saves.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: stop, no traceback
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 import argparse
 import math
@@ -33,12 +29,11 @@ import sys
 import time
 from typing import NamedTuple
 
+import keras  # Keras 3, which comes with TensorFlow 2.16 and later
 import numpy as np
 import tensorflow as tf
 
-# ---------------------------------------------------------------------------
-# 1. Settings. The five used by parse_args are also options: main.py --help
-# ---------------------------------------------------------------------------
+# Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
 TRUE_W = 3.0  # slope that generates the data; training should come close
 TRUE_B = 2.0  # intercept that generates the data
 NUM_EXAMPLES = 1000  # number of (x, y) pairs, all used in every step
@@ -48,48 +43,36 @@ EPOCHS = 100  # full passes over the data; one update per pass (full batch)
 SEED = 42  # seeds the data, so every run with the same settings matches
 INITIAL_W = 5.0  # where training starts: far from 3, so you watch it move
 INITIAL_B = 0.0  # likewise far from 2
-TABLE_ROWS = 10  # the progress table prints about this many rows, any --epochs
-DIVERGENCE_FACTOR = 10.0  # a loss this many times its start means "diverged"
-CONVERGED_TOLERANCE = 1e-4  # learned within this of least squares: converged
-PLOT_POINTS = 2000  # most data points drawn in --plot; more only blurs
 
 
-# ---------------------------------------------------------------------------
-# 2. Data: y = x*TRUE_W + TRUE_B + noise.
-# ---------------------------------------------------------------------------
+# 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
-    # NumPy's seeded generator gives the same numbers on every machine, with or
-    # without a GPU, so the data never depends on how TensorFlow runs.
+    # NumPy promises the same numbers for the same seed and the same NumPy version;
+    # another version may draw others, and then training lands elsewhere.
     rng = np.random.default_rng(seed)
-    # float32 on purpose. NumPy defaults to float64, and tf.Variable(5.0) is
-    # float32; multiplying a float64 tensor by a float32 Variable raises
-    # InvalidArgumentError rather than converting (test_mixing_float64_...).
+    # float32 on purpose: tf.Variable(5.0) is float32 and NumPy defaults to float64.
+    # A float64 tensor times a float32 Variable raises InvalidArgumentError eagerly
+    # and TypeError while a tf.function traces; a float64 NumPy array times it
+    # quietly gives float32, eagerly. Matching dtypes avoid all three.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
-    # The noise is why even W=3, b=2 do not give zero loss: no line passes
-    # through every point, and the mean squared error at the true W and b is
-    # the mean of noise**2, about noise_std**2.
-    y = x * np.float32(true_w) + np.float32(true_b) + noise
-    return x, y
+    # The noise is why even W=3, b=2 leave a loss: no line passes through every
+    # point, and the loss at the true W and b is mean(noise**2), about noise_std**2.
+    return x, x * np.float32(true_w) + np.float32(true_b) + noise
 
 
-# ---------------------------------------------------------------------------
-# 3. Model: a tf.Module holding two tf.Variables.
-# ---------------------------------------------------------------------------
+# 2. Model: a tf.Module holding two tf.Variables. ---------------------------------
 class LinearModel(tf.Module):
     """f(x) = x*w + b, with w and b as trainable tf.Variables."""
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
-        # Why tf.Variable, not tf.constant or a tensor: tensors are immutable,
-        # and training must change w and b in place. A GradientTape watches
-        # trainable Variables on its own; a constant gets no gradient unless
-        # you call tape.watch on it (test_constant_is_not_watched...). A bias
-        # made with tf.zeros(()) would be such a tensor, with no assign_sub
-        # (test_a_bias_made_with_tf_zeros...). Python floats such as 5.0 make
-        # float32 Variables, and tf.Module finds Variables stored as attributes:
-        # model.trainable_variables lists both (test_model_holds_two_...).
+        # Variables, because tensors are immutable and training changes w and b in
+        # place: a bias made with tf.zeros(()) has no assign_sub. A GradientTape
+        # watches trainable Variables on its own; a constant gets no gradient unless
+        # you call tape.watch on it. tf.Module finds the Variables stored as
+        # attributes: model.trainable_variables lists both.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -97,474 +80,444 @@ class LinearModel(tf.Module):
         return x * self.w + self.b
 
 
-# ---------------------------------------------------------------------------
-# 4. Loss: mean squared error.
-# ---------------------------------------------------------------------------
+# 3. Loss: mean squared error. ----------------------------------------------------
 def mean_squared_error(y_true, y_pred):
     """Mean of (y_true - y_pred)**2: one number that says how wrong we are."""
-    # Target first, prediction second, as in Keras. tf.square squares each
-    # error, so misses above and below the line both count, and big misses
-    # count more. tf.reduce_mean averages over all examples into a scalar,
-    # which is what the tape differentiates.
+    # Target first, prediction second, as in Keras. tf.square counts misses above
+    # and below the line alike, big ones more; tf.reduce_mean averages them into the
+    # one number the tape differentiates.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
-# ---------------------------------------------------------------------------
-# 5. One training step: forward pass on the tape, gradients, update.
-# ---------------------------------------------------------------------------
+# 4. One training step: forward pass on the tape, gradients, update. ---------------
 def train_step(model, x, y, learning_rate):
     """Do one gradient-descent update of model.w and model.b in place.
 
     Returns the loss at the w and b the step started from.
     """
-    # The tape records every operation on a watched Variable inside the
-    # `with` block. The loss must be computed here: computed outside, the tape
-    # never saw it and the gradient is None (test_loss_computed_outside_...).
+    # The tape records operations on watched Variables inside the `with` block, so
+    # the loss must be computed there: computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask for gradients after the block, so their own computation is not
-    # recorded. A tape gives gradients once and then frees what it recorded; a
-    # second call raises RuntimeError (test_tape_gives_gradients_once). For
-    # this model the tape's answer equals the hand derivation
-    #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x))
-    # (test_tape_gradients_match_hand_derivation).
+    # Ask after the block: inside it, gradient() stops this tape recording, and a
+    # persistent tape would record the gradient's own computation (needed only for
+    # second derivatives). A tape gives gradients once; a second call raises
+    # RuntimeError. For this model they equal the hand derivation
+    #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
-    # The gradient points uphill, toward larger loss, so step against it. The
-    # learning rate sets the step size: too small and training crawls, too
-    # large and each step overshoots further than the last (see
-    # stability_limit). assign_sub changes the Variable in place; writing
-    # `model.w = model.w - ...` instead would replace the Variable with a
-    # plain tensor, and the next tape would give None for it
-    # (test_assign_sub_updates_in_place_...).
+    # The gradient points uphill, so step against it, by learning rate x gradient
+    # (learning_rate_limits says how large is too large). assign_sub changes the
+    # Variable in place; `model.w = model.w - ...` would replace it with a plain
+    # tensor, whose next gradient is None. This subtraction is all that one
+    # keras.optimizers.SGD(learning_rate).apply_gradients call does.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
 
 
-# ---------------------------------------------------------------------------
-# 6. tf.function: the same step, run as a graph.
-# ---------------------------------------------------------------------------
-def make_step(eager):
-    """Return train_step itself (eager) or compiled with tf.function."""
-    # Eager mode runs each operation as Python reaches it: easy to debug with
-    # print() and pdb. tf.function instead runs the Python once, to trace the
-    # operations into a graph, and every later call runs that graph without
-    # going back to Python (test_tf_function_traces_once). The numbers are
-    # the same (test_eager_and_tf_function_learn_the_same); the saving is the
-    # Python overhead per step, which matters when the data is small. A new
-    # input shape, dtype or Python value (such as another learning rate)
-    # traces a new graph. To debug a tf.function, run `python main.py
-    # --eager`, or call tf.config.run_functions_eagerly(True).
-    return train_step if eager else tf.function(train_step)
+# 5. tf.function: the same step, run as a graph. ----------------------------------
+def make_step(eager=False, jit_compile=False):
+    """Return train_step itself (eager), or compiled with tf.function."""
+    # Eager mode runs each operation as Python reaches it: easy to debug with print()
+    # and pdb. tf.function runs the Python once to trace the operations into a
+    # graph, and later calls run the graph without the Python: same numbers, less
+    # overhead per step. A new input shape or dtype, or a new Python value such as
+    # another learning rate, traces again. NumPy arrays passed in are converted to
+    # new tensors on every call, so main() converts the data once. To debug, use
+    # --eager or tf.config.run_functions_eagerly(True). jit_compile=True has XLA
+    # fuse the step's elementwise operations into a few loops that read the data
+    # fewer times; the numbers agree to float32 rounding.
+    return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
-# ---------------------------------------------------------------------------
-# 7. The loop: one full-batch step per epoch, with a record of each epoch.
-# ---------------------------------------------------------------------------
-class EpochState(NamedTuple):
-    """W and b after `epoch` updates, the loss at exactly those W and b, and
-    the seconds the next step took (0.0 for the final state)."""
+# 6. The loop: one full-batch step per epoch. -------------------------------------
+class Epoch(NamedTuple):
+    """W and b after `epoch` updates, and the loss at exactly those W and b."""
 
     epoch: int
     w: float
     b: float
     loss: float
-    step_seconds: float
 
 
-class TrainingResult(NamedTuple):
-    history: list  # EpochState for epochs 0, 1, ..., up to the last reached
-    diverged: bool  # True when training was stopped because the loss blew up
+def has_diverged(loss, start_loss, factor=10.0):
+    """True when the loss is not finite or `factor` times its start."""
+    # Below the stability limit each step lowers the loss in exact arithmetic; in
+    # float32 a converged loss wobbles in its last digits (up by about 1e-7 of
+    # itself), so only a large factor means divergence.
+    return not math.isfinite(loss) or loss > factor * start_loss
 
 
-def has_diverged(loss, start_loss, divergence_factor):
-    """True when the loss is not finite or far above where it started."""
-    # At a stable learning rate, gradient descent on this loss never raises
-    # the loss at all, so growing by a large factor can only mean divergence.
-    return not math.isfinite(loss) or loss > divergence_factor * start_loss
+def train(model, x, y, learning_rate, epochs, step, report=print):
+    """Run `epochs` steps, report() each Epoch, stop if the loss diverges.
 
-
-def train(model, x, y, learning_rate, epochs, step, divergence_factor, report=None):
-    """Run `epochs` full-batch steps; stop early if the loss diverges.
-
-    Calls report(state) for each EpochState that has not diverged, as soon as
-    it is known, so a report never shows a runaway or non-finite loss.
+    Returns the Epochs from 0 to the last one reached, and whether it diverged.
     """
     history = []
-
-    def record(state):
-        history.append(state)
-        diverged = has_diverged(state.loss, history[0].loss, divergence_factor)
-        if report is not None and not diverged:
-            report(state)
-        return diverged
-
-    for epoch in range(epochs):
-        # Read W and b before the step: the loss the step returns was computed
-        # from exactly these values, so each row pairs W, b and their own loss.
+    for epoch in range(epochs + 1):
         w, b = float(model.w.numpy()), float(model.b.numpy())
-        start = time.perf_counter()
-        # float() waits for the step to finish, so the time is the real cost.
-        loss = float(step(model, x, y, learning_rate))
-        seconds = time.perf_counter() - start
-        if record(EpochState(epoch, w, b, loss, seconds)):
-            return TrainingResult(history, diverged=True)
-    # One more forward pass gives the loss at the final W and b.
-    final_loss = float(mean_squared_error(y, model(x)))
-    final = EpochState(
-        epochs, float(model.w.numpy()), float(model.b.numpy()), final_loss, 0.0
-    )
-    return TrainingResult(history, diverged=record(final))
+        if epoch < epochs:  # the step returns the loss at w, b, then updates them
+            loss = float(step(model, x, y, learning_rate))
+        else:  # after the last update, one forward pass gives the final loss
+            loss = float(mean_squared_error(y, model(x)))
+        history.append(Epoch(epoch, w, b, loss))
+        if has_diverged(loss, history[0].loss):
+            return history, True
+        report(history[-1])
+    return history, False
 
 
-# ---------------------------------------------------------------------------
-# 8. The exact answer, to check training against (NumPy, float64).
-# ---------------------------------------------------------------------------
+# 7. The exact answer, to check training against (NumPy, float64). ---------------
 def least_squares(x, y):
     """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
-    # Training minimizes the loss L(W, b) = mean((y - x*W - b)**2), and this
-    # finds its minimum directly: where both derivatives are zero.
+    # The minimum of the loss is where both derivatives are zero:
     #   dL/db = 0  gives  b = mean(y) - W*mean(x)
     #   dL/dW = 0  then gives  W = sum(xc*yc) / sum(xc*xc)
-    # with xc = x - mean(x) and yc = y - mean(y). Gradient descent stops where
-    # the gradient is zero, that is here: the best line for this sample of
-    # noise, which is near W=3, b=2 but not on it (test_noise_floor...).
-    # O(n) work with no Python loop, so even 10,000,000 examples take well
-    # under a second.
-    x64 = x.astype(np.float64)
-    y64 = y.astype(np.float64)
-    x_mean, y_mean = x64.mean(), y64.mean()
-    x64 -= x_mean
-    y64 -= y_mean
-    w = float(np.dot(x64, y64) / np.dot(x64, x64))
+    # with xc = x - mean(x), yc = y - mean(y). Gradient descent stops where the
+    # gradient is zero, so here: the best line for this sample, near W=3, b=2 but
+    # not on it, with a loss no higher than the true line's.
+    xc, yc = x.astype(np.float64), y.astype(np.float64)
+    x_mean, y_mean = xc.mean(), yc.mean()
+    xc -= x_mean
+    yc -= y_mean
+    w = float(np.dot(xc, yc) / np.dot(xc, xc))
     return w, float(y_mean - w * x_mean)
 
 
+def learning_rate_limits(x):
+    """Return (stability limit, fastest rate): rates below the limit converge."""
+    # The loss is a quadratic bowl in (W, b), with the same second derivatives
+    # (Hessian) everywhere:  H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]].
+    # A step maps the distance d to the minimum to (I - rate*H) d: along an
+    # eigenvector of H with eigenvalue lam, it multiplies d by |1 - rate*lam|. All
+    # directions shrink only if rate < 2/lam_max, the stability limit. Near it the
+    # factor is close to 1 and training crawls. The slower direction shrinks
+    # fastest at rate = 2/(lam_min + lam_max), where both shrink by
+    # (lam_max - lam_min)/(lam_max + lam_min) per step.
+    x64 = x.astype(np.float64)
+    mean_x, mean_x2 = x64.mean(), np.dot(x64, x64) / x64.size
+    hessian = 2 * np.array([[mean_x2, mean_x], [mean_x, 1]])
+    lam_min, lam_max = np.linalg.eigvalsh(hessian)
+    return float(2 / lam_max), float(2 / (lam_min + lam_max))
+
+
+# 8. The bridge to Keras: the same training through compile() and fit(). ---------
+class KerasLine(keras.Model):
+    """The same f(x) = x*w + b as a Keras model."""
+
+    def __init__(self, initial_w, initial_b):
+        super().__init__()
+        # add_weight, not tf.Variable: a Keras 3 model tracks only the weights it
+        # made. With plain tf.Variable attributes, as TensorFlow's guide writes them,
+        # trainable_weights is empty and fit() trains nothing, with only a warning.
+        start = keras.initializers.Constant
+        self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
+        self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
+
+    def call(self, x):
+        return x * self.w + self.b
+
+
+def fit_with_keras(x, y, learning_rate, epochs, initial_w, initial_b, **fit_options):
+    """Train a KerasLine with compile() and fit(); return its (W, b)."""
+    model = KerasLine(initial_w, initial_b)
+    # SGD's update is train_step's assign_sub, and "mse" is mean_squared_error.
+    # jit_compile=False: a plain tf.function graph like make_step's ("auto", the
+    # default, also compiles with XLA when there is a GPU).
+    sgd = keras.optimizers.SGD(learning_rate)
+    model.compile(optimizer=sgd, loss="mse", jit_compile=False)
+    # By default fit() cuts the data into shuffled batches of 32 and updates after
+    # each: mini-batch stochastic gradient descent, another algorithm. One batch of
+    # all the data makes each epoch one full-batch step, and shuffle=False keeps the
+    # order, so even the rounding matches. verbose=0 hides the progress bar; fit()
+    # still runs its callbacks and its loss metric.
+    options = {"batch_size": len(x), "shuffle": False, "verbose": 0} | fit_options
+    model.fit(x, y, epochs=epochs, **options)
+    return float(model.w.numpy()), float(model.b.numpy())
+
+
+# ==================================================================================
+# The rest is machinery you may skip: the command line, the report and the figure.
+# ==================================================================================
+TABLE_ROWS = 10  # the progress table prints about this many rows, any --epochs
+PLOT_POINTS = 2000  # most data points drawn by --plot; more only blurs
+BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # gap from 1 to the next float32
+
+
+def parse_args(argv):
+    """Parse and check the command line; on bad input, exit with status 2."""
+    parser = argparse.ArgumentParser(
+        prog="main.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add = parser.add_argument
+    # fmt: off
+    add("--epochs", metavar="N", type=int, default=EPOCHS, help="updates to run")
+    add("--learning-rate", metavar="LR", type=float, default=LEARNING_RATE,
+        help="step size of each update")
+    add("--num-examples", metavar="N", type=int, default=NUM_EXAMPLES,
+        help="number of (x, y) examples")
+    add("--noise", metavar="STD", type=float, default=NOISE_STD,
+        help="standard deviation of the noise on y")
+    add("--seed", metavar="N", type=int, default=SEED, help="seed for the data")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--eager", action="store_true", help="run the step eagerly")
+    mode.add_argument("--jit-compile", action="store_true",
+                      help="compile the step with XLA: faster on large data")
+    add("--keras", action="store_true", help="then train the same way with fit()")
+    add("--plot", metavar="PATH", help="save a PNG figure (needs matplotlib)")
+    # fmt: on
+    args = parser.parse_args(argv)
+    for option, value, ok, accepts in [
+        ("epochs", args.epochs, 1 <= args.epochs <= 1e15, "an integer from 1 to 1e15"),
+        ("learning-rate", args.learning_rate, 0 < args.learning_rate < math.inf,
+         "a finite number > 0"),
+        ("num-examples", args.num_examples, 2 <= args.num_examples <= 1e15,
+         "an integer from 2 to 1e15"),
+        ("noise", args.noise, 0 <= args.noise < math.inf, "a finite number >= 0"),
+        ("seed", args.seed, 0 <= args.seed <= 1e15, "an integer from 0 to 1e15"),
+    ]:  # fmt: skip
+        if not ok:
+            parser.error(f"argument --{option}: expected {accepts}, got {value}")
+    need, available = args.num_examples * BYTES_PER_EXAMPLE, math.inf
+    if os.path.exists("/proc/meminfo"):  # Linux; elsewhere there is no check
+        with open("/proc/meminfo") as meminfo:
+            line = next(line for line in meminfo if line.startswith("MemAvailable:"))
+        available = int(line.split()[1]) * 1024
+    if need > available:
+        parser.error(
+            f"argument --num-examples: {args.num_examples:,} examples need about "
+            f"{need / 1e9:.3g} GB of memory; {available / 1e9:.3g} GB is available"
+        )
+    if args.plot is not None:
+        check_plot_path(parser, args.plot)
+    return parser, args
+
+
+def check_plot_path(parser, path):
+    """Exit with status 2 unless `path` is a .png file we can write, tried now."""
+    if not path.lower().endswith(".png"):
+        parser.error(f"argument --plot: expected a .png file name, got {path!r}")
+    existed = os.path.exists(path)
+    try:  # really create it: os.access says yes to root even where writing fails
+        open(path, "ab").close()
+    except OSError as error:
+        parser.error(f"argument --plot: cannot write {path!r}: {error.strerror}")
+    if not existed:
+        os.remove(path)
+    try:
+        import matplotlib  # noqa: F401  (optional: only --plot needs it)
+    except ImportError:
+        parser.error("argument --plot: needs matplotlib: pip install matplotlib")
+
+
+class Progress:
+    """A report() for train(): prints about TABLE_ROWS rows, and times each epoch."""
+
+    def __init__(self, epochs):
+        self.interval, self.epochs = max(1, math.ceil(epochs / TABLE_ROWS)), epochs
+        self.times, self.last = [time.perf_counter()], None
+
+    def __call__(self, state):
+        self.times.append(time.perf_counter())
+        self.last = epoch, w, b, loss = state
+        if epoch % self.interval == 0 or epoch == self.epochs:
+            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}", flush=True)
+
+    def timing(self, eager):
+        """How long training took: epoch 1 (with tracing), then the mean epoch."""
+        times, n = self.times, self.epochs
+        text = f"Training took {times[-1] - times[0]:.3f} s: epoch 1 took "
+        text += f"{(times[1] - times[0]) * 1e3:.2f} ms"
+        text += "" if eager else " (tracing the graph included)"
+        if n == 1:
+            return text + "."
+        return (
+            text + f",\nthen {(times[n] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch."
+        )
+
+
+def verdict(history, fitted, learning_rate, limit, fastest, noise):
+    """Converged or not, why, and what to try next."""
+    (_, w0, b0, _), (_, w, b, _) = history[-2:]
+    # float32 keeps about 7 significant digits: float32 numbers near v are about
+    # FLOAT32_EPS*|v| apart, and the gradient near the minimum is made of rounded
+    # numbers, so training stops a few such gaps from the exact answer (measured:
+    # up to 6). 32 gaps leaves room; answers near 1 or smaller use a fixed 1e-4.
+    tolerance = max(1e-4, 32 * FLOAT32_EPS * max(map(abs, fitted)))
+    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    if learning_rate >= limit:
+        return (
+            f"Not converged: the learning rate {learning_rate:g} is not below the "
+            f"stability limit {limit:.5f}:\nmore --epochs would diverge, not converge."
+            f" Use a smaller --learning-rate;\n{fastest:.5f} is the fastest."
+        )
+    if gap <= tolerance:
+        note = (
+            "Least squares is the best line for this sample. It differs from\nthe "
+            "true line because the noise in a finite sample does not\naverage out "
+            "to exactly zero."
+        )
+        if noise == 0:
+            note = "With no noise, the least-squares line is the true line."
+        return (
+            f"Converged: learned W and b are within {tolerance:.2g} of least squares"
+            f" (gap {gap:.1e}).\n{note}"
+        )
+    text = f"Not converged: learned W and b are {gap:.1e} from least squares "
+    text += f"(more than {tolerance:.2g}).\n"
+    stuck = [name for name, old, new in [("W", w0, w), ("b", b0, b)] if old == new]
+    if stuck:
+        return text + (
+            f"{' and '.join(stuck)} no longer changes: each update (learning rate "
+            "times gradient) is less\nthan half the gap between float32 numbers "
+            "there, so it rounds away, and more\nepochs change nothing. Use a larger "
+            f"--learning-rate; {fastest:.5f} is the fastest."
+        )
+    return text + f"Try more --epochs, or --learning-rate {fastest:.5f} (the fastest)."
+
+
 def loss_float64(x, y, w, b):
-    """The same mean squared error as the loss, in float64 NumPy."""
-    # The summary computes all three of its losses this way, so they compare
-    # fairly: none carries float32 rounding that the others lack.
+    """The same mean squared error as the loss, in float64 NumPy, for the summary."""
     residual = y.astype(np.float64)
     residual -= x.astype(np.float64) * w + b
     return float(np.dot(residual, residual) / residual.size)
 
 
-def stability_limit(x):
-    """Learning rates below this converge on this data; above it, diverge."""
-    # The loss is a quadratic bowl in (W, b), so its Hessian (the matrix of
-    # second derivatives) is the same everywhere:
-    #   H = 2 * [[mean(x**2), mean(x)],
-    #            [mean(x),    1      ]]
-    # One step maps the distance to the minimum d to (I - learning_rate*H) d.
-    # Along each eigenvector of H, with eigenvalue lam, that multiplies the
-    # distance by (1 - learning_rate*lam) per step, which shrinks only when
-    # 0 < learning_rate < 2/lam. Every direction must shrink, so the limit is
-    # 2 / (largest eigenvalue). For x drawn from a standard normal, H is close
-    # to 2*I and the limit is close to 1 (test_learning_rate_stability...).
-    x64 = x.astype(np.float64)
-    mean_x, mean_x2 = x64.mean(), np.dot(x64, x64) / x64.size
-    hessian = 2.0 * np.array([[mean_x2, mean_x], [mean_x, 1.0]])
-    return float(2.0 / np.linalg.eigvalsh(hessian).max())
-
-
-# ---------------------------------------------------------------------------
-# 9. Command line: try other settings without editing the code.
-# ---------------------------------------------------------------------------
-def checked(convert, accepts, is_valid):
-    """An argparse type: convert the text, then reject what is out of range."""
-
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not is_valid(value):
-            raise argparse.ArgumentTypeError(f"expected {accepts}, got {text!r}")
-        return value
-
-    return parse
-
-
-def writable_png_path(text):
-    """An argparse type: a .png path whose folder exists and can be written."""
-    folder = os.path.dirname(os.path.abspath(text))
-    if not text.lower().endswith(".png"):
-        problem = "a file name ending in .png"
-    elif os.path.isdir(text):
-        problem = "a file name, not a folder"
-    elif not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        problem = "a file in a folder that exists and can be written"
-    else:
-        return text
-    raise argparse.ArgumentTypeError(f"expected {problem}, got {text!r}")
-
-
-def import_pyplot():
-    """Import matplotlib's pyplot for writing files, with no window needed."""
-    # Imported here, not at the top: matplotlib is optional and only --plot
-    # needs it.
+def save_plot(path, x, y, history):
+    """Save a PNG: the data with both lines, and loss, W and b per epoch."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # write files; no window needed
     import matplotlib.pyplot as plt
 
-    return plt
-
-
-def parse_args(
-    argv,
-    epochs=EPOCHS,
-    learning_rate=LEARNING_RATE,
-    num_examples=NUM_EXAMPLES,
-    noise_std=NOISE_STD,
-    seed=SEED,
-):
-    """Parse the command line; on bad input, print why and exit with status 2."""
-    parser = argparse.ArgumentParser(
-        prog="main.py",
-        description="Fit f(x) = x*W + b to noisy data with a hand-written "
-        "TensorFlow training loop, and compare with exact least squares.",
-    )
-    numbers = [
-        # option, metavar, type, what it accepts, the check, default, meaning
-        ("--epochs", "N", int, "an integer >= 1", lambda n: n >= 1, epochs,
-         "full-batch updates to run"),
-        ("--learning-rate", "LR", float, "a finite number > 0",
-         lambda r: math.isfinite(r) and r > 0, learning_rate,
-         "step size of each update"),
-        ("--num-examples", "N", int, "an integer >= 2", lambda n: n >= 2,
-         num_examples, "number of (x, y) examples"),
-        ("--noise", "STD", float, "a finite number >= 0",
-         lambda s: math.isfinite(s) and s >= 0, noise_std,
-         "standard deviation of the noise on y"),
-        ("--seed", "N", int, "an integer >= 0", lambda n: n >= 0, seed,
-         "seed for the data"),
-    ]  # fmt: skip
-    for option, metavar, convert, accepts, is_valid, default, meaning in numbers:
-        parser.add_argument(
-            option,
-            metavar=metavar,
-            type=checked(convert, accepts, is_valid),
-            default=default,
-            help=f"{meaning}: {accepts} (default: %(default)s)",
-        )
-    parser.add_argument(
-        "--eager",
-        action="store_true",
-        help="run the training step eagerly, without tf.function",
-    )
-    parser.add_argument(
-        "--plot",
-        metavar="PATH",
-        type=writable_png_path,
-        help="save a PNG figure of the data, the lines and the training curves "
-        "(needs matplotlib)",
-    )
-    args = parser.parse_args(argv)
-    if args.plot is not None:
-        # Check now, not after a long training run.
-        try:
-            import_pyplot()
-        except ImportError:
-            parser.error(
-                "argument --plot: needs matplotlib, which is not installed; "
-                "install it with: pip install matplotlib"
-            )
-    return args
-
-
-# ---------------------------------------------------------------------------
-# 10. Output: a progress table, then learned vs least squares vs true.
-# ---------------------------------------------------------------------------
-def format_row(state):
-    return f"{state.epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
-
-
-def format_summary_row(label, w, b, loss):
-    return f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}"
-
-
-def table_printer(epochs, rows):
-    """Return a report() for train() that prints about `rows` evenly spaced rows."""
-    interval = max(1, math.ceil(epochs / rows))
-
-    def report(state):
-        if state.epoch % interval == 0 or state.epoch == epochs:
-            print(format_row(state), flush=True)
-
-    return report
-
-
-def summary_lines(x, y, learned, fitted, truth, noise_std, tolerance, limit):
-    """The closing lines: three comparable rows, then what they mean."""
-    lines = [
-        format_summary_row(label, w, b, loss_float64(x, y, w, b))
-        for label, (w, b) in (
-            ("learned", learned),
-            ("least-squares", fitted),
-            ("true", truth),
-        )
-    ]
-    gap = max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1]))
-    if gap > tolerance:
-        return lines + [
-            f"Not converged: learned W and b are {gap:.1e} from least squares"
-            + f" (more than {tolerance:g}).",
-            "Try more --epochs, or a --learning-rate closer to, but below,",
-            f"the stability limit {limit:.5f}.",
-        ]
-    lines.append(
-        f"Converged: learned W and b are within {tolerance:g} of least squares"
-        f" (gap {gap:.1e})."
-    )
-    if noise_std == 0:
-        return lines + ["With no noise, the least-squares line is the true line."]
-    return lines + [
-        "Least squares is the best line for this sample. It differs from",
-        "the true line because the noise in a finite sample does not",
-        "average out to exactly zero.",
-    ]
-
-
-def divergence_lines(history, learning_rate, limit, divergence_factor):
-    """What to print on stderr when training was stopped for diverging."""
-    start, last = history[0], history[-1]
-    growth = (
-        f"the loss grew from {start.loss:.5g} to {last.loss:.5g}, over "
-        f"{divergence_factor:g} times its start"
-        if math.isfinite(last.loss)
-        else f"the loss became {last.loss} (it started at {start.loss:.5g})"
-    )
-    return [
-        f"Training diverged at epoch {last.epoch}: {growth}.",
-        f"The learning rate {learning_rate:g} is too large for this data.",
-        f"Gradient descent on it is stable only below {limit:.5f}: 2 divided by",
-        "the largest eigenvalue of the loss's Hessian (see stability_limit).",
-    ]
-
-
-def timing_lines(history, seconds, eager, fit_seconds):
-    """How long training and the exact fit took, from the clock."""
-    steps = [state.step_seconds for state in history[:-1]]
-    tracing = "" if eager else " (tracing the graph included)"
-    first = f"Training took {seconds:.3f} s: epoch 1 took {steps[0] * 1e3:.2f} ms"
-    lines = [first + tracing + ("," if len(steps) > 1 else ".")]
-    if len(steps) > 1:
-        later = sum(steps[1:]) / len(steps[1:])
-        lines.append(f"then {later * 1e3:.3f} ms per epoch.")
-    # Solving exactly is faster than training here. We train anyway because
-    # the same loop works for models that have no exact formula.
-    lines.append(f"The exact least-squares fit took {fit_seconds * 1e3:.2f} ms.")
-    return lines
-
-
-def header_lines(args, true_w, true_b, initial_w, initial_b, limit):
-    """What is about to happen: the data, the start, and the step."""
-    mode = "eagerly" if args.eager else "as a tf.function graph"
-    epochs = f"{args.epochs} full-batch epoch" + ("s" if args.epochs > 1 else "")
-    return [
-        (
-            f"Data: {args.num_examples:,} examples of y = {true_w:g}*x + {true_b:g}"
-            f" + noise (noise std {args.noise:g}, seed {args.seed})."
-        ),
-        f"Training: {epochs} from W={initial_w:g}, b={initial_b:g}, step run {mode};",
-        f"          learning rate {args.learning_rate:g} (stable below {limit:.5f}).",
-        "",
-        f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
-    ]
-
-
-def save_plot(path, x, y, history, true_w, true_b, max_points):
-    """Save a PNG: the data with both lines, and loss, W and b per epoch."""
-    plt = import_pyplot()
-    epochs = [state.epoch for state in history]
-    final = history[-1]
-    fig, (data_ax, loss_ax, param_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
-    # The examples are independent draws, so the first max_points of them are
-    # already a fair random sample; drawing millions of dots would only blur.
-    shown = slice(0, max_points)
-    data_ax.scatter(x[shown], y[shown], s=4, alpha=0.4, label="data")
+    epochs, w, b, loss = zip(*history)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    # The examples are independent draws, so the first PLOT_POINTS are a fair sample.
+    axes[0].scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4, label="data")
     ends = np.array([x.min(), x.max()])
-    data_ax.plot(ends, ends * true_w + true_b, "k--", label="true line")
-    data_ax.plot(ends, ends * final.w + final.b, "r-", label="learned line")
-    data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
-    data_ax.legend()
-    loss_ax.plot(epochs, [state.loss for state in history], label="loss")
-    true_loss = loss_float64(x, y, true_w, true_b)
-    loss_ax.axhline(true_loss, color="k", ls="--", label="loss at true W, b")
-    loss_ax.set(title="(b) loss per epoch", xlabel="epoch", ylabel="MSE")
-    loss_ax.legend()
-    param_ax.plot(epochs, [state.w for state in history], "C0", label="W")
-    param_ax.plot(epochs, [state.b for state in history], "C1", label="b")
-    param_ax.axhline(true_w, color="C0", ls="--", label="true W")
-    param_ax.axhline(true_b, color="C1", ls="--", label="true b")
-    param_ax.set(title="(c) W and b per epoch", xlabel="epoch")
-    param_ax.legend()
-    fig.suptitle(f"learned W={final.w:.5f}, b={final.b:.5f}")
+    axes[0].plot(ends, ends * TRUE_W + TRUE_B, "k--", label="true line")
+    axes[0].plot(ends, ends * w[-1] + b[-1], "r-", label="learned line")
+    axes[1].plot(epochs, loss, label="loss")
+    true_loss = loss_float64(x, y, TRUE_W, TRUE_B)
+    axes[1].axhline(true_loss, color="k", ls="--", label="loss at true W, b")
+    for values, name, color, true_value in [
+        (w, "W", "C0", TRUE_W),
+        (b, "b", "C1", TRUE_B),
+    ]:
+        axes[2].plot(epochs, values, color, label=name)
+        axes[2].axhline(true_value, color=color, ls="--", label=f"true {name}")
+    titles = ["(a) data and lines", "(b) loss (MSE) per epoch", "(c) W and b per epoch"]
+    for ax, title, xlabel in zip(axes, titles, ["x", "epoch", "epoch"]):
+        ax.set(title=title, xlabel=xlabel)
+        ax.legend()
+    fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
 
 
-# ---------------------------------------------------------------------------
-# 11. Putting it together.
-# ---------------------------------------------------------------------------
-def main(
-    argv=None,
-    true_w=TRUE_W,
-    true_b=TRUE_B,
-    initial_w=INITIAL_W,
-    initial_b=INITIAL_B,
-    table_rows=TABLE_ROWS,
-    divergence_factor=DIVERGENCE_FACTOR,
-    tolerance=CONVERGED_TOLERANCE,
-    plot_points=PLOT_POINTS,
-):
-    """Train, print the table and the summary; return the exit status."""
-    args = parse_args(argv)
-    x, y = make_data(args.num_examples, true_w, true_b, args.noise, args.seed)
-    limit = stability_limit(x)
-    print("\n".join(header_lines(args, true_w, true_b, initial_w, initial_b, limit)))
-    model = LinearModel(initial_w, initial_b)
-    # Convert the data to tensors once. NumPy arrays passed to the step would
-    # be converted again on every call: a copy of all the data per epoch.
+def run(args, parser):
+    """Everything main() does once the command line is checked."""
+    with np.errstate(over="ignore"):  # an overflow is reported just below
+        x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
+    # Tensors once, here: the step would convert NumPy arrays again on every call.
     x_tensor, y_tensor = tf.constant(x), tf.constant(y)
-    started = time.perf_counter()
-    result = train(
-        model,
-        x_tensor,
-        y_tensor,
-        args.learning_rate,
-        args.epochs,
-        make_step(args.eager),
-        divergence_factor,
-        report=table_printer(args.epochs, table_rows),
+    model = LinearModel(INITIAL_W, INITIAL_B)
+    start = Epoch(
+        0, INITIAL_W, INITIAL_B, float(mean_squared_error(y_tensor, model(x_tensor)))
     )
-    seconds = time.perf_counter() - started
-    if result.diverged:
-        lines = divergence_lines(
-            result.history, args.learning_rate, limit, divergence_factor
+    if not math.isfinite(start.loss):
+        what = "the squared errors" if np.isfinite(y).all() else "the data"
+        parser.error(
+            f"argument --noise: with noise std {args.noise:g}, {what} overflow "
+            "float32 (largest 3.4e+38); expected a smaller value"
         )
-        print("\n".join(lines), file=sys.stderr)
-        return 1
-    final = result.history[-1]
-    started = time.perf_counter()
-    fitted = least_squares(x, y)
-    fit_seconds = time.perf_counter() - started
-    learned = (final.w, final.b)
-    lines = summary_lines(
-        x, y, learned, fitted, (true_w, true_b), args.noise, tolerance, limit
+    limit, fastest = learning_rate_limits(x)
+    mode = "eagerly" if args.eager else "as a tf.function graph"
+    mode += " compiled by XLA" if args.jit_compile else ""
+    epochs = f"{args.epochs} full-batch epoch" + "s" * (args.epochs > 1)
+    print(
+        f"Data: {args.num_examples:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + "
+        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: {epochs} "
+        f"from W={INITIAL_W:g}, b={INITIAL_B:g}, step run {mode};\n          "
+        f"learning rate {args.learning_rate:g} (stable below {limit:.5f}, fastest "
+        f"{fastest:.5f}).\n\n{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
+        flush=True,
     )
-    lines += timing_lines(result.history, seconds, args.eager, fit_seconds)
-    print("\n" + "\n".join(lines))
+    progress, step = Progress(args.epochs), make_step(args.eager, args.jit_compile)
+    try:
+        history, diverged = train(
+            model, x_tensor, y_tensor, args.learning_rate, args.epochs, step, progress
+        )
+    except KeyboardInterrupt:
+        epoch, w, b, _ = progress.last or start
+        print(f"main.py: stopped by Ctrl-C at epoch {epoch}: W={w:.5f}, b={b:.5f}.",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    if diverged:
+        last = history[-1]
+        how = f"grew from {start.loss:.5g} to {last.loss:.5g}, over 10 times its start"
+        if not math.isfinite(last.loss):
+            how = f"overflowed float32 (it started at {start.loss:.5g})"
+        print(
+            f"Training diverged at epoch {last.epoch}: the loss {how}.\nThe learning "
+            f"rate {args.learning_rate:g} is above the stability limit {limit:.5f} for"
+            " this data:\n2 divided by the largest eigenvalue of the loss's Hessian "
+            "(see learning_rate_limits).\nUse a smaller --learning-rate; "
+            f"{fastest:.5f} is the fastest.",
+            file=sys.stderr,
+        )
+        return 1
+    final, fitted = history[-1], least_squares(x, y)
+    rows = [("learned", final.w, final.b), ("least-squares", *fitted)]
+    rows.append(("true", TRUE_W, TRUE_B))
+    notes = [verdict(history, fitted, args.learning_rate, limit, fastest, args.noise)]
+    notes.append(progress.timing(args.eager))
+    if args.keras:
+        started = time.perf_counter()
+        keras_w, keras_b = fit_with_keras(
+            x, y, args.learning_rate, args.epochs, INITIAL_W, INITIAL_B
+        )
+        seconds = time.perf_counter() - started
+        rows.append(("keras fit()", keras_w, keras_b))
+        difference = max(abs(keras_w - final.w), abs(keras_b - final.b))
+        same = difference <= 1e-6 * max(1.0, abs(final.w), abs(final.b))
+        notes.append(
+            f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: "
+            f"W and b differ by {difference:.1e}.\nfit() took {seconds:.2f} s, "
+            f"{seconds / args.epochs * 1e3:.1f} ms per epoch: with one step per "
+            "epoch, its own work\n(a new iterator over the data each epoch, "
+            "callbacks, a loss metric) costs more than the step."
+        )
+    print()
+    for label, w, b in rows:
+        print(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss_float64(x, y, w, b):.5f}")
+    print("\n".join(notes))
     if args.plot is not None:
         try:
-            save_plot(args.plot, x, y, result.history, true_w, true_b, plot_points)
+            save_plot(args.plot, x, y, history)
         except OSError as error:
             print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
             return 2
         print(f"Saved the figure to {args.plot}.")
     return 0
+
+
+def main(argv=None):
+    """Train, print the table and the summary; return the exit status."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises again
+    parser, args = parse_args(argv)
+    try:
+        return run(args, parser)
+    except KeyboardInterrupt:
+        print("main.py: stopped by Ctrl-C.", file=sys.stderr)
+        return 130
+    except (MemoryError, tf.errors.ResourceExhaustedError):
+        n = f"{args.num_examples:,}"
+        print(f"main.py: error: argument --num-examples: out of memory with {n} "
+              "examples; try fewer", file=sys.stderr)  # fmt: skip
+        return 2
 
 
 if __name__ == "__main__":
