@@ -1,14 +1,11 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-A full-batch training loop in the open: a tf.Module holding two tf.Variables,
-mean squared error, tf.GradientTape and Variable.assign_sub. The answer is
-checked against the exact least-squares line, then trained again through
-Keras. The comments are the lesson; tests/test_lessons.py proves each claim.
+A full-batch training loop in the open (a tf.Module with two tf.Variables, mean
+squared error, tf.GradientTape, Variable.assign_sub), checked against the exact
+least-squares line. The comments are the lesson; tests/test_lessons.py proves them.
 
-    python main.py                      # train with the settings below
-    python main.py --keras              # then the same training through fit()
-    python main.py --learning-rate 1.5  # see what divergence looks like
-    python main.py --help               # every option, with its default
+    python main.py              # train with the settings below; --help for options
+    python main.py --keras      # then the same training through Keras's fit()
 """
 
 import os
@@ -48,17 +45,15 @@ INITIAL_B = 0.0  # likewise far from 2
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
-    # NumPy promises the same numbers for the same seed and the same NumPy version;
-    # another version may draw others, and then training lands elsewhere.
+    # NumPy promises the same numbers for the same seed and NumPy version only.
     rng = np.random.default_rng(seed)
-    # float32 on purpose: tf.Variable(5.0) is float32 and NumPy defaults to float64.
-    # A float64 tensor times a float32 Variable raises InvalidArgumentError eagerly
-    # and TypeError while a tf.function traces; a float64 NumPy array times it
-    # quietly gives float32, eagerly. Matching dtypes avoid all three.
+    # float32 on purpose: tf.Variable(5.0) is float32, NumPy defaults to float64,
+    # and a float64 tensor times a float32 Variable raises InvalidArgumentError
+    # eagerly and TypeError while a tf.function traces (a float64 NumPy array times
+    # it quietly gives float32, eagerly). Matching dtypes avoid all three.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
-    # The noise is why even W=3, b=2 leave a loss: no line passes through every
-    # point, and the loss at the true W and b is mean(noise**2), about noise_std**2.
+    # The noise is why even W=3, b=2 leave a loss: mean(noise**2), about noise_std**2.
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
 
 
@@ -69,10 +64,9 @@ class LinearModel(tf.Module):
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
         # Variables, because tensors are immutable and training changes w and b in
-        # place: a bias made with tf.zeros(()) has no assign_sub. A GradientTape
-        # watches trainable Variables on its own; a constant gets no gradient unless
-        # you call tape.watch on it. tf.Module finds the Variables stored as
-        # attributes: model.trainable_variables lists both.
+        # place (a bias made with tf.zeros(()) has no assign_sub). A GradientTape
+        # watches trainable Variables on its own; a constant, only after tape.watch.
+        # tf.Module finds Variable attributes: model.trainable_variables lists both.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -83,9 +77,8 @@ class LinearModel(tf.Module):
 # 3. Loss: mean squared error. ----------------------------------------------------
 def mean_squared_error(y_true, y_pred):
     """Mean of (y_true - y_pred)**2: one number that says how wrong we are."""
-    # Target first, prediction second, as in Keras. tf.square counts misses above
-    # and below the line alike, big ones more; tf.reduce_mean averages them into the
-    # one number the tape differentiates.
+    # Target first, as in Keras. tf.square counts misses above and below the line
+    # alike, big ones more; tf.reduce_mean makes them the one number to minimize.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
@@ -143,8 +136,8 @@ class Epoch(NamedTuple):
 def has_diverged(loss, start_loss, factor=10.0):
     """True when the loss is not finite or `factor` times its start."""
     # Below the stability limit each step lowers the loss in exact arithmetic; in
-    # float32 a converged loss wobbles in its last digits (up by about 1e-7 of
-    # itself), so only a large factor means divergence.
+    # float32 a converged loss wobbles (up by about 1e-7 of itself), so only a
+    # large factor means divergence.
     return not math.isfinite(loss) or loss > factor * start_loss
 
 
@@ -266,7 +259,6 @@ def parse_args(argv):
                       help="compile the step with XLA: faster on large data")
     add("--keras", action="store_true", help="then train the same way with fit()")
     add("--plot", metavar="PATH", help="save a PNG figure (needs matplotlib)")
-    # fmt: on
     args = parser.parse_args(argv)
     for option, value, ok, accepts in [
         ("epochs", args.epochs, 1 <= args.epochs <= 1e15, "an integer from 1 to 1e15"),
@@ -276,9 +268,10 @@ def parse_args(argv):
          "an integer from 2 to 1e15"),
         ("noise", args.noise, 0 <= args.noise < math.inf, "a finite number >= 0"),
         ("seed", args.seed, 0 <= args.seed <= 1e15, "an integer from 0 to 1e15"),
-    ]:  # fmt: skip
+    ]:
         if not ok:
             parser.error(f"argument --{option}: expected {accepts}, got {value}")
+    # fmt: on
     need, available = args.num_examples * BYTES_PER_EXAMPLE, math.inf
     if os.path.exists("/proc/meminfo"):  # Linux; elsewhere there is no check
         with open("/proc/meminfo") as meminfo:
@@ -289,52 +282,22 @@ def parse_args(argv):
             f"argument --num-examples: {args.num_examples:,} examples need about "
             f"{need / 1e9:.3g} GB of memory; {available / 1e9:.3g} GB is available"
         )
-    if args.plot is not None:
-        check_plot_path(parser, args.plot)
-    return parser, args
-
-
-def check_plot_path(parser, path):
-    """Exit with status 2 unless `path` is a .png file we can write, tried now."""
-    if not path.lower().endswith(".png"):
-        parser.error(f"argument --plot: expected a .png file name, got {path!r}")
-    existed = os.path.exists(path)
+    if args.plot is None:
+        return parser, args
+    if not args.plot.lower().endswith(".png"):
+        parser.error(f"argument --plot: expected a .png file name, got {args.plot!r}")
+    existed = os.path.exists(args.plot)
     try:  # really create it: os.access says yes to root even where writing fails
-        open(path, "ab").close()
-    except OSError as error:
-        parser.error(f"argument --plot: cannot write {path!r}: {error.strerror}")
-    if not existed:
-        os.remove(path)
-    try:
+        open(args.plot, "ab").close()
         import matplotlib  # noqa: F401  (optional: only --plot needs it)
+    except OSError as error:
+        parser.error(f"argument --plot: cannot write {args.plot!r}: {error.strerror}")
     except ImportError:
         parser.error("argument --plot: needs matplotlib: pip install matplotlib")
-
-
-class Progress:
-    """A report() for train(): prints about TABLE_ROWS rows, and times each epoch."""
-
-    def __init__(self, epochs):
-        self.interval, self.epochs = max(1, math.ceil(epochs / TABLE_ROWS)), epochs
-        self.times, self.last = [time.perf_counter()], None
-
-    def __call__(self, state):
-        self.times.append(time.perf_counter())
-        self.last = epoch, w, b, loss = state
-        if epoch % self.interval == 0 or epoch == self.epochs:
-            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}", flush=True)
-
-    def timing(self, eager):
-        """How long training took: epoch 1 (with tracing), then the mean epoch."""
-        times, n = self.times, self.epochs
-        text = f"Training took {times[-1] - times[0]:.3f} s: epoch 1 took "
-        text += f"{(times[1] - times[0]) * 1e3:.2f} ms"
-        text += "" if eager else " (tracing the graph included)"
-        if n == 1:
-            return text + "."
-        return (
-            text + f",\nthen {(times[n] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch."
-        )
+    finally:
+        if not existed and os.path.exists(args.plot):
+            os.remove(args.plot)
+    return parser, args
 
 
 def verdict(history, fitted, learning_rate, limit, fastest, noise):
@@ -346,42 +309,37 @@ def verdict(history, fitted, learning_rate, limit, fastest, noise):
     # up to 6). 32 gaps leaves room; answers near 1 or smaller use a fixed 1e-4.
     tolerance = max(1e-4, 32 * FLOAT32_EPS * max(map(abs, fitted)))
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    faster = f"--learning-rate: {fastest:.5f} is the fastest."
     if learning_rate >= limit:
         return (
             f"Not converged: the learning rate {learning_rate:g} is not below the "
-            f"stability limit {limit:.5f}:\nmore --epochs would diverge, not converge."
-            f" Use a smaller --learning-rate;\n{fastest:.5f} is the fastest."
+            f"stability limit {limit:.5f},\nso more --epochs would diverge. Use a "
+            f"smaller {faster}"
         )
     if gap <= tolerance:
-        note = (
-            "Least squares is the best line for this sample. It differs from\nthe "
-            "true line because the noise in a finite sample does not\naverage out "
-            "to exactly zero."
-        )
-        if noise == 0:
-            note = "With no noise, the least-squares line is the true line."
+        note = "With no noise, the least-squares line is the true line."
+        if noise > 0:
+            note = (
+                "Least squares is the best line for this sample. It differs from\nthe "
+                "true line because the noise in a finite sample does not\naverage out "
+                "to exactly zero."
+            )
         return (
             f"Converged: learned W and b are within {tolerance:.2g} of least squares"
             f" (gap {gap:.1e}).\n{note}"
         )
-    text = f"Not converged: learned W and b are {gap:.1e} from least squares "
-    text += f"(more than {tolerance:.2g}).\n"
-    stuck = [name for name, old, new in [("W", w0, w), ("b", b0, b)] if old == new]
+    text = f"Not converged: learned W and b are {gap:.1e} from least squares (more "
+    text += f"than {tolerance:.2g}).\n"
+    stuck = " and ".join(
+        n for n, old, new in [("W", w0, w), ("b", b0, b)] if old == new
+    )
     if stuck:
         return text + (
-            f"{' and '.join(stuck)} no longer changes: each update (learning rate "
-            "times gradient) is less\nthan half the gap between float32 numbers "
-            "there, so it rounds away, and more\nepochs change nothing. Use a larger "
-            f"--learning-rate; {fastest:.5f} is the fastest."
+            f"{stuck} no longer changes: each update rounds away, being less than half "
+            "the gap\nbetween float32 numbers there, so more --epochs change nothing. "
+            f"Use a larger\n{faster}"
         )
-    return text + f"Try more --epochs, or --learning-rate {fastest:.5f} (the fastest)."
-
-
-def loss_float64(x, y, w, b):
-    """The same mean squared error as the loss, in float64 NumPy, for the summary."""
-    residual = y.astype(np.float64)
-    residual -= x.astype(np.float64) * w + b
-    return float(np.dot(residual, residual) / residual.size)
+    return text + f"Try more --epochs, or a faster {faster}"
 
 
 def save_plot(path, x, y, history):
@@ -392,25 +350,23 @@ def save_plot(path, x, y, history):
     import matplotlib.pyplot as plt
 
     epochs, w, b, loss = zip(*history)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, (data_ax, loss_ax, param_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
     # The examples are independent draws, so the first PLOT_POINTS are a fair sample.
-    axes[0].scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4, label="data")
+    data_ax.scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4, label="data")
     ends = np.array([x.min(), x.max()])
-    axes[0].plot(ends, ends * TRUE_W + TRUE_B, "k--", label="true line")
-    axes[0].plot(ends, ends * w[-1] + b[-1], "r-", label="learned line")
-    axes[1].plot(epochs, loss, label="loss")
-    true_loss = loss_float64(x, y, TRUE_W, TRUE_B)
-    axes[1].axhline(true_loss, color="k", ls="--", label="loss at true W, b")
-    for values, name, color, true_value in [
-        (w, "W", "C0", TRUE_W),
-        (b, "b", "C1", TRUE_B),
-    ]:
-        axes[2].plot(epochs, values, color, label=name)
-        axes[2].axhline(true_value, color=color, ls="--", label=f"true {name}")
-    titles = ["(a) data and lines", "(b) loss (MSE) per epoch", "(c) W and b per epoch"]
-    for ax, title, xlabel in zip(axes, titles, ["x", "epoch", "epoch"]):
-        ax.set(title=title, xlabel=xlabel)
-        ax.legend()
+    data_ax.plot(ends, ends * TRUE_W + TRUE_B, "k--", label="true line")
+    data_ax.plot(ends, ends * w[-1] + b[-1], "r-", label="learned line")
+    loss_ax.plot(epochs, loss, label="loss (MSE)")
+    true_loss = np.mean(np.square(y - (x * TRUE_W + TRUE_B)))
+    loss_ax.axhline(true_loss, color="k", ls="--", label="loss at true W, b")
+    param_ax.plot(epochs, w, "C0", epochs, b, "C1")
+    param_ax.axhline(TRUE_W, color="C0", ls="--")
+    param_ax.axhline(TRUE_B, color="C1", ls="--")
+    param_ax.legend(["W", "b", "true W", "true b"])
+    data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
+    loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
+    param_ax.set(title="(c) W and b per epoch", xlabel="epoch")
+    data_ax.legend(), loss_ax.legend()
     fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
@@ -424,10 +380,8 @@ def run(args, parser):
     # Tensors once, here: the step would convert NumPy arrays again on every call.
     x_tensor, y_tensor = tf.constant(x), tf.constant(y)
     model = LinearModel(INITIAL_W, INITIAL_B)
-    start = Epoch(
-        0, INITIAL_W, INITIAL_B, float(mean_squared_error(y_tensor, model(x_tensor)))
-    )
-    if not math.isfinite(start.loss):
+    loss = float(mean_squared_error(y_tensor, model(x_tensor)))
+    if not math.isfinite(loss):
         what = "the squared errors" if np.isfinite(y).all() else "the data"
         parser.error(
             f"argument --noise: with noise std {args.noise:g}, {what} overflow "
@@ -436,44 +390,58 @@ def run(args, parser):
     limit, fastest = learning_rate_limits(x)
     mode = "eagerly" if args.eager else "as a tf.function graph"
     mode += " compiled by XLA" if args.jit_compile else ""
-    epochs = f"{args.epochs} full-batch epoch" + "s" * (args.epochs > 1)
     print(
         f"Data: {args.num_examples:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + "
-        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: {epochs} "
-        f"from W={INITIAL_W:g}, b={INITIAL_B:g}, step run {mode};\n          "
-        f"learning rate {args.learning_rate:g} (stable below {limit:.5f}, fastest "
-        f"{fastest:.5f}).\n\n{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
+        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: "
+        f"{args.epochs} full-batch epoch{'s' * (args.epochs > 1)} from W={INITIAL_W:g}"
+        f", b={INITIAL_B:g}, step run {mode};\n          learning rate "
+        f"{args.learning_rate:g} (stable below {limit:.5f}, fastest {fastest:.5f})."
+        f"\n\n{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
         flush=True,
     )
-    progress, step = Progress(args.epochs), make_step(args.eager, args.jit_compile)
+    interval, reported = max(1, math.ceil(args.epochs / TABLE_ROWS)), []
+    times = [time.perf_counter()]
+
+    def report(state):  # train() calls this with each Epoch: time it, print a few
+        times.append(time.perf_counter())
+        reported.append(state)
+        if state.epoch % interval == 0 or state.epoch == args.epochs:
+            epoch, w, b, loss = state
+            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}", flush=True)
+
+    step = make_step(args.eager, args.jit_compile)
     try:
         history, diverged = train(
-            model, x_tensor, y_tensor, args.learning_rate, args.epochs, step, progress
+            model, x_tensor, y_tensor, args.learning_rate, args.epochs, step, report
         )
     except KeyboardInterrupt:
-        epoch, w, b, _ = progress.last or start
-        print(f"main.py: stopped by Ctrl-C at epoch {epoch}: W={w:.5f}, b={b:.5f}.",
-              file=sys.stderr)  # fmt: skip
+        epoch, w, b, _ = reported[-1] if reported else (0, INITIAL_W, INITIAL_B, 0)
+        where = f"epoch {epoch}: W={w:.5f}, b={b:.5f}"
+        print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
         return 130
+    last = history[-1]
     if diverged:
-        last = history[-1]
-        how = f"grew from {start.loss:.5g} to {last.loss:.5g}, over 10 times its start"
+        how = f"grew from {loss:.5g} to {last.loss:.5g}, over 10 times its start"
         if not math.isfinite(last.loss):
-            how = f"overflowed float32 (it started at {start.loss:.5g})"
+            how = f"overflowed float32 (it started at {loss:.5g})"
         print(
             f"Training diverged at epoch {last.epoch}: the loss {how}.\nThe learning "
-            f"rate {args.learning_rate:g} is above the stability limit {limit:.5f} for"
-            " this data:\n2 divided by the largest eigenvalue of the loss's Hessian "
-            "(see learning_rate_limits).\nUse a smaller --learning-rate; "
+            f"rate {args.learning_rate:g} is above the stability limit {limit:.5f} "
+            "(see learning_rate_limits).\nUse a smaller --learning-rate: "
             f"{fastest:.5f} is the fastest.",
             file=sys.stderr,
         )
         return 1
-    final, fitted = history[-1], least_squares(x, y)
-    rows = [("learned", final.w, final.b), ("least-squares", *fitted)]
+    fitted = least_squares(x, y)
+    rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
     rows.append(("true", TRUE_W, TRUE_B))
     notes = [verdict(history, fitted, args.learning_rate, limit, fastest, args.noise)]
-    notes.append(progress.timing(args.eager))
+    first, n = (times[1] - times[0]) * 1e3, args.epochs  # epoch 1 traces the graph
+    timing = f"Training took {times[-1] - times[0]:.3f} s: epoch 1 took {first:.2f} ms"
+    timing += "" if args.eager else " (tracing the graph included)"
+    if n > 1:
+        timing += f",\nthen {(times[n] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch"
+    notes.append(timing + ".")
     if args.keras:
         started = time.perf_counter()
         keras_w, keras_b = fit_with_keras(
@@ -481,18 +449,20 @@ def run(args, parser):
         )
         seconds = time.perf_counter() - started
         rows.append(("keras fit()", keras_w, keras_b))
-        difference = max(abs(keras_w - final.w), abs(keras_b - final.b))
-        same = difference <= 1e-6 * max(1.0, abs(final.w), abs(final.b))
+        difference = max(abs(keras_w - last.w), abs(keras_b - last.b))
+        same = difference <= 1e-6 * max(1.0, abs(last.w), abs(last.b))
         notes.append(
             f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: "
             f"W and b differ by {difference:.1e}.\nfit() took {seconds:.2f} s, "
-            f"{seconds / args.epochs * 1e3:.1f} ms per epoch: with one step per "
-            "epoch, its own work\n(a new iterator over the data each epoch, "
-            "callbacks, a loss metric) costs more than the step."
+            f"{seconds / args.epochs * 1e3:.1f} ms per epoch: with one step per epoch, "
+            "its own work (a new\ndata iterator each epoch, callbacks, a loss metric) "
+            "costs more than the step."
         )
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)  # all three losses alike
     print()
     for label, w, b in rows:
-        print(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss_float64(x, y, w, b):.5f}")
+        loss = np.mean(np.square(y64 - (x64 * w + b)))
+        print(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
     print("\n".join(notes))
     if args.plot is not None:
         try:
@@ -514,9 +484,11 @@ def main(argv=None):
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError):
-        n = f"{args.num_examples:,}"
-        print(f"main.py: error: argument --num-examples: out of memory with {n} "
-              "examples; try fewer", file=sys.stderr)  # fmt: skip
+        print(
+            f"main.py: error: argument --num-examples: out of memory with "
+            f"{args.num_examples:,} examples; try fewer",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -8,6 +8,7 @@ The Keras claims are proven in test_keras.py; Ctrl-C in test_options.py.
 
 import numpy as np
 import pytest
+from test_training import loss_float64
 
 import main
 
@@ -79,8 +80,8 @@ def test_noise_floor_least_squares_beats_the_true_line():
     """On noisy data the least-squares loss <= loss at W=3, b=2, both ~ noise**2."""
     for noise in (0.5, 1.0, 2.0):
         x, y = main.make_data(10_000, 3.0, 2.0, noise, seed=1)
-        fitted_loss = main.loss_float64(x, y, *main.least_squares(x, y))
-        true_loss = main.loss_float64(x, y, 3.0, 2.0)
+        fitted_loss = loss_float64(x, y, *main.least_squares(x, y))
+        true_loss = loss_float64(x, y, 3.0, 2.0)
         assert fitted_loss <= true_loss
         # mean(noise**2) has a relative spread of sqrt(2/n) = 1.4% here.
         assert fitted_loss == pytest.approx(noise**2, rel=0.1)
@@ -278,7 +279,7 @@ def test_steps_below_the_limit_lower_the_loss_until_rounding_matters(default_dat
     loss is above least squares' by more than float64's rounding can blur."""
     x, y = (a.astype(np.float64) for a in default_data)
     limit, _ = main.learning_rate_limits(default_data[0])
-    floor = main.loss_float64(x, y, *main.least_squares(x, y))
+    floor = loss_float64(x, y, *main.least_squares(x, y))
     for rate in (0.1, 0.9, 0.99 * limit):
         w, b, losses = 5.0, 0.0, []
         for _ in range(300):

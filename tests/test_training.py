@@ -14,6 +14,13 @@ SUMMARY_ROW = re.compile(
 )
 
 
+def loss_float64(x, y, w, b):
+    """mean((y - (x*w + b))**2) in float64, as main.py's summary computes it."""
+    return float(
+        np.mean(np.square(y.astype(np.float64) - (x.astype(np.float64) * w + b)))
+    )
+
+
 def final_w_b(run):
     history, _ = run
     return history[-1].w, history[-1].b
@@ -75,16 +82,16 @@ def test_each_row_pairs_w_and_b_with_their_own_loss(default_data, default_run):
     """No stale losses: every recorded loss is the loss at that row's W and b."""
     x, y = default_data
     for state in default_run[0][::10]:
-        expected = main.loss_float64(x, y, state.w, state.b)
+        expected = loss_float64(x, y, state.w, state.b)
         assert state.loss == pytest.approx(expected, rel=1e-5)
 
 
 def test_summary_loss_is_the_same_mean_squared_error_as_training():
-    """loss_float64 (the summary) and mean_squared_error (training) agree."""
+    """The summary's float64 loss and mean_squared_error (training) agree."""
     x, y = main.make_data(1000, 3.0, 2.0, 1.0, seed=3)
     for w, b in [(5.0, 0.0), (3.0, 2.0), (-1.0, 1.0)]:
         trained = float(main.mean_squared_error(y, x * np.float32(w) + np.float32(b)))
-        assert main.loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
+        assert loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
 
 
 def test_report_sees_every_state_but_a_diverged_one(default_data):
