@@ -24,7 +24,7 @@ import argparse
 import math
 import sys
 import time
-from typing import NamedTuple
+from collections import namedtuple
 
 import keras  # Keras 3, which comes with TensorFlow 2.16 and later
 import numpy as np
@@ -84,10 +84,7 @@ def mean_squared_error(y_true, y_pred):
 
 # 4. One training step: forward pass on the tape, gradients, update. ---------------
 def train_step(model, x, y, learning_rate):
-    """Do one gradient-descent update of model.w and model.b in place.
-
-    Returns the loss at the w and b the step started from.
-    """
+    """Update model.w and model.b in place; return the loss from before the update."""
     # The tape records operations on watched Variables inside the `with` block, so
     # the loss must be computed there: computed outside, its gradient is None.
     with tf.GradientTape() as tape:
@@ -112,40 +109,23 @@ def train_step(model, x, y, learning_rate):
 def make_step(eager=False, jit_compile=False):
     """Return train_step itself (eager), or compiled with tf.function."""
     # Eager mode runs each operation as Python reaches it: easy to debug with print()
-    # and pdb. tf.function runs the Python once to trace the operations into a
-    # graph, and later calls run the graph without the Python: same numbers, less
-    # overhead per step. A new input shape or dtype, or a new Python value such as
-    # another learning rate, traces again. NumPy arrays passed in are converted to
-    # new tensors on every call, so main() converts the data once. To debug, use
-    # --eager or tf.config.run_functions_eagerly(True). jit_compile=True has XLA
-    # fuse the step's elementwise operations into a few loops that read the data
-    # fewer times; the numbers agree to float32 rounding.
+    # and pdb. tf.function runs the Python once to trace the operations into a graph,
+    # then runs the graph without the Python: same numbers, less Python per step. A
+    # new input shape or dtype, or a new Python value such as another learning rate,
+    # traces again. NumPy arrays passed in become new tensors on every call, so run()
+    # converts the data once. To debug, use --eager or tf.config.run_functions_eagerly
+    # (True). jit_compile=True has XLA fuse the step's elementwise operations into a
+    # few loops that read the data fewer times; the numbers agree to float32 rounding.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
 # 6. The loop: one full-batch step per epoch. -------------------------------------
-class Epoch(NamedTuple):
-    """W and b after `epoch` updates, and the loss at exactly those W and b."""
-
-    epoch: int
-    w: float
-    b: float
-    loss: float
-
-
-def has_diverged(loss, start_loss, factor=10.0):
-    """True when the loss is not finite or `factor` times its start."""
-    # Below the stability limit each step lowers the loss in exact arithmetic; in
-    # float32 a converged loss wobbles (up by about 1e-7 of itself), so only a
-    # large factor means divergence.
-    return not math.isfinite(loss) or loss > factor * start_loss
+# One row of the record: W and b after `epoch` updates, and the loss at exactly them.
+Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss"])
 
 
 def train(model, x, y, learning_rate, epochs, step, report=print):
-    """Run `epochs` steps, report() each Epoch, stop if the loss diverges.
-
-    Returns the Epochs from 0 to the last one reached, and whether it diverged.
-    """
+    """Run `epochs` steps, report() each Epoch; return them, and if it diverged."""
     history = []
     for epoch in range(epochs + 1):
         w, b = float(model.w.numpy()), float(model.b.numpy())
@@ -154,7 +134,10 @@ def train(model, x, y, learning_rate, epochs, step, report=print):
         else:  # after the last update, one forward pass gives the final loss
             loss = float(mean_squared_error(y, model(x)))
         history.append(Epoch(epoch, w, b, loss))
-        if has_diverged(loss, history[0].loss):
+        # Below the stability limit each step lowers the loss in exact arithmetic;
+        # in float32 a converged loss wobbles (up by about 1e-7 of itself), so only
+        # a loss that is not finite or 10 times its start means divergence.
+        if not math.isfinite(loss) or loss > 10 * history[0].loss:
             return history, True
         report(history[-1])
     return history, False
@@ -214,16 +197,14 @@ class KerasLine(keras.Model):
 def fit_with_keras(x, y, learning_rate, epochs, initial_w, initial_b, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(initial_w, initial_b)
-    # SGD's update is train_step's assign_sub, and "mse" is mean_squared_error.
-    # jit_compile=False: a plain tf.function graph like make_step's ("auto", the
-    # default, also compiles with XLA when there is a GPU).
+    # SGD's update is train_step's assign_sub; "mse" is mean_squared_error; and
+    # jit_compile=False keeps XLA out, as make_step does (the default uses it on GPUs).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
-    # By default fit() cuts the data into shuffled batches of 32 and updates after
-    # each: mini-batch stochastic gradient descent, another algorithm. One batch of
-    # all the data makes each epoch one full-batch step, and shuffle=False keeps the
-    # order, so even the rounding matches. verbose=0 hides the progress bar; fit()
-    # still runs its callbacks and its loss metric.
+    # fit()'s default is shuffled batches of 32, one update each: mini-batch
+    # stochastic gradient descent, another algorithm. One batch of all the data, in
+    # order, makes each epoch the same full-batch step, rounding and all. verbose=0
+    # hides the progress bar; fit()'s callbacks and loss metric still run.
     options = {"batch_size": len(x), "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w.numpy()), float(model.b.numpy())
@@ -245,14 +226,11 @@ def parse_args(argv):
     )
     add = parser.add_argument
     # fmt: off
-    add("--epochs", metavar="N", type=int, default=EPOCHS, help="updates to run")
-    add("--learning-rate", metavar="LR", type=float, default=LEARNING_RATE,
-        help="step size of each update")
-    add("--num-examples", metavar="N", type=int, default=NUM_EXAMPLES,
-        help="number of (x, y) examples")
-    add("--noise", metavar="STD", type=float, default=NOISE_STD,
-        help="standard deviation of the noise on y")
-    add("--seed", metavar="N", type=int, default=SEED, help="seed for the data")
+    add("--epochs", type=int, default=EPOCHS, help="full-batch updates to run")
+    add("--learning-rate", type=float, default=LEARNING_RATE, help="size of a step")
+    add("--num-examples", type=int, default=NUM_EXAMPLES, help="(x, y) examples")
+    add("--noise", type=float, default=NOISE_STD, help="noise std on each y")
+    add("--seed", type=int, default=SEED, help="seed for the data")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true",
@@ -273,7 +251,7 @@ def parse_args(argv):
             parser.error(f"argument --{option}: expected {accepts}, got {value}")
     # fmt: on
     need, available = args.num_examples * BYTES_PER_EXAMPLE, math.inf
-    if os.path.exists("/proc/meminfo"):  # Linux; elsewhere there is no check
+    if os.path.exists("/proc/meminfo"):  # Linux says what is free; elsewhere, no check
         with open("/proc/meminfo") as meminfo:
             line = next(line for line in meminfo if line.startswith("MemAvailable:"))
         available = int(line.split()[1]) * 1024
@@ -300,7 +278,7 @@ def parse_args(argv):
     return parser, args
 
 
-def verdict(history, fitted, learning_rate, limit, fastest, noise):
+def verdict(history, fitted, fastest, noise):
     """Converged or not, why, and what to try next."""
     (_, w0, b0, _), (_, w, b, _) = history[-2:]
     # float32 keeps about 7 significant digits: float32 numbers near v are about
@@ -309,56 +287,41 @@ def verdict(history, fitted, learning_rate, limit, fastest, noise):
     # up to 6). 32 gaps leaves room; answers near 1 or smaller use a fixed 1e-4.
     tolerance = max(1e-4, 32 * FLOAT32_EPS * max(map(abs, fitted)))
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
-    faster = f"--learning-rate: {fastest:.5f} is the fastest."
-    if learning_rate >= limit:
-        return (
-            f"Not converged: the learning rate {learning_rate:g} is not below the "
-            f"stability limit {limit:.5f},\nso more --epochs would diverge. Use a "
-            f"smaller {faster}"
-        )
     if gap <= tolerance:
-        note = "With no noise, the least-squares line is the true line."
+        why = "With no noise, the least-squares line is the true line."
         if noise > 0:
-            note = (
-                "Least squares is the best line for this sample. It differs from\nthe "
-                "true line because the noise in a finite sample does not\naverage out "
-                "to exactly zero."
-            )
-        return (
-            f"Converged: learned W and b are within {tolerance:.2g} of least squares"
-            f" (gap {gap:.1e}).\n{note}"
-        )
-    text = f"Not converged: learned W and b are {gap:.1e} from least squares (more "
-    text += f"than {tolerance:.2g}).\n"
-    stuck = " and ".join(
-        n for n, old, new in [("W", w0, w), ("b", b0, b)] if old == new
-    )
+            why = """Least squares is the best line for this sample. It differs from
+the true line because the noise in a finite sample does not
+average out to exactly zero."""
+        head = f"Converged: learned W and b are within {tolerance:.2g} of least squares"
+        return f"{head} (gap {gap:.1e}).\n{why}"
+    head = f"Not converged: learned W and b are {gap:.1e} from least squares"
+    head += f" (more than {tolerance:.2g})."
+    stuck = " and ".join(k for k, u, v in (("W", w0, w), ("b", b0, b)) if u == v)
     if stuck:
-        return text + (
-            f"{stuck} no longer changes: each update rounds away, being less than half "
-            "the gap\nbetween float32 numbers there, so more --epochs change nothing. "
-            f"Use a larger\n{faster}"
-        )
-    return text + f"Try more --epochs, or a faster {faster}"
+        return f"""{head}
+{stuck} no longer changes: each update is less than half the gap between float32
+numbers there, so it rounds away, and more --epochs change nothing.
+Use a larger --learning-rate: {fastest:.5f} is the fastest."""
+    return f"""{head}
+Try more --epochs, or a faster --learning-rate: {fastest:.5f} is the fastest."""
 
 
 def save_plot(path, x, y, history):
     """Save a PNG: the data with both lines, and loss, W and b per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # write files; no window needed
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # optional: only --plot needs matplotlib
 
     epochs, w, b, loss = zip(*history)
-    fig, (data_ax, loss_ax, param_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig = Figure(figsize=(15, 4.5))  # no pyplot: no window, no backend to choose
+    data_ax, loss_ax, param_ax = fig.subplots(1, 3)
     # The examples are independent draws, so the first PLOT_POINTS are a fair sample.
-    data_ax.scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4, label="data")
+    data_ax.scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4)
     ends = np.array([x.min(), x.max()])
-    data_ax.plot(ends, ends * TRUE_W + TRUE_B, "k--", label="true line")
-    data_ax.plot(ends, ends * w[-1] + b[-1], "r-", label="learned line")
-    loss_ax.plot(epochs, loss, label="loss (MSE)")
-    true_loss = np.mean(np.square(y - (x * TRUE_W + TRUE_B)))
-    loss_ax.axhline(true_loss, color="k", ls="--", label="loss at true W, b")
+    data_ax.plot(ends, ends * TRUE_W + TRUE_B, "k--", ends, ends * w[-1] + b[-1], "r-")
+    data_ax.legend(["data", "true line", "learned line"])
+    loss_ax.plot(epochs, loss)
+    loss_ax.axhline(np.mean(np.square(y - (x * TRUE_W + TRUE_B))), color="k", ls="--")
+    loss_ax.legend(["loss (MSE)", "loss at true W, b"])
     param_ax.plot(epochs, w, "C0", epochs, b, "C1")
     param_ax.axhline(TRUE_W, color="C0", ls="--")
     param_ax.axhline(TRUE_B, color="C1", ls="--")
@@ -366,11 +329,9 @@ def save_plot(path, x, y, history):
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
     param_ax.set(title="(c) W and b per epoch", xlabel="epoch")
-    data_ax.legend(), loss_ax.legend()
     fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
 
 
 def run(args, parser):
@@ -380,8 +341,8 @@ def run(args, parser):
     # Tensors once, here: the step would convert NumPy arrays again on every call.
     x_tensor, y_tensor = tf.constant(x), tf.constant(y)
     model = LinearModel(INITIAL_W, INITIAL_B)
-    loss = float(mean_squared_error(y_tensor, model(x_tensor)))
-    if not math.isfinite(loss):
+    start_loss = float(mean_squared_error(y_tensor, model(x_tensor)))
+    if not math.isfinite(start_loss):
         what = "the squared errors" if np.isfinite(y).all() else "the data"
         parser.error(
             f"argument --noise: with noise std {args.noise:g}, {what} overflow "
@@ -390,73 +351,69 @@ def run(args, parser):
     limit, fastest = learning_rate_limits(x)
     mode = "eagerly" if args.eager else "as a tf.function graph"
     mode += " compiled by XLA" if args.jit_compile else ""
+    n, rate = args.epochs, args.learning_rate
     print(
         f"Data: {args.num_examples:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + "
-        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: "
-        f"{args.epochs} full-batch epoch{'s' * (args.epochs > 1)} from W={INITIAL_W:g}"
-        f", b={INITIAL_B:g}, step run {mode};\n          learning rate "
-        f"{args.learning_rate:g} (stable below {limit:.5f}, fastest {fastest:.5f})."
-        f"\n\n{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}",
+        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: {n} "
+        f"full-batch epoch{'s' * (n > 1)} from W={INITIAL_W:g}, b={INITIAL_B:g}, "
+        f"step run {mode};\n          learning rate {rate:g} (stable below "
+        f"{limit:.5f}, fastest {fastest:.5f}).\n\n{'epoch':>7}  {'W':>10}  "
+        f"{'b':>10}  {'loss':>12}",
         flush=True,
     )
-    interval, reported = max(1, math.ceil(args.epochs / TABLE_ROWS)), []
-    times = [time.perf_counter()]
+    interval, times, reported = max(1, math.ceil(n / TABLE_ROWS)), [], []
 
     def report(state):  # train() calls this with each Epoch: time it, print a few
         times.append(time.perf_counter())
         reported.append(state)
-        if state.epoch % interval == 0 or state.epoch == args.epochs:
+        if state.epoch % interval == 0 or state.epoch == n:
             epoch, w, b, loss = state
             print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}", flush=True)
 
-    step = make_step(args.eager, args.jit_compile)
+    step, started = make_step(args.eager, args.jit_compile), time.perf_counter()
     try:
-        history, diverged = train(
-            model, x_tensor, y_tensor, args.learning_rate, args.epochs, step, report
-        )
+        history, diverged = train(model, x_tensor, y_tensor, rate, n, step, report)
     except KeyboardInterrupt:
         epoch, w, b, _ = reported[-1] if reported else (0, INITIAL_W, INITIAL_B, 0)
         where = f"epoch {epoch}: W={w:.5f}, b={b:.5f}"
         print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
         return 130
     last = history[-1]
-    if diverged:
-        how = f"grew from {loss:.5g} to {last.loss:.5g}, over 10 times its start"
+    if diverged or rate >= limit:  # then no number of epochs would converge
+        what = f"has not diverged within {n} epochs, but cannot converge"
+        if diverged:
+            what = f"diverged at epoch {last.epoch}: the loss grew from "
+            what += f"{start_loss:.5g} to {last.loss:.5g}, over 10 times its start"
         if not math.isfinite(last.loss):
-            how = f"overflowed float32 (it started at {loss:.5g})"
+            what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
         print(
-            f"Training diverged at epoch {last.epoch}: the loss {how}.\nThe learning "
-            f"rate {args.learning_rate:g} is above the stability limit {limit:.5f} "
-            "(see learning_rate_limits).\nUse a smaller --learning-rate: "
-            f"{fastest:.5f} is the fastest.",
+            f"Training {what}.\nThe learning rate {rate:g} is not below the stability "
+            f"limit {limit:.5f} (see learning_rate_limits).\nUse a smaller "
+            f"--learning-rate: {fastest:.5f} is the fastest.",
             file=sys.stderr,
         )
         return 1
     fitted = least_squares(x, y)
     rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
     rows.append(("true", TRUE_W, TRUE_B))
-    notes = [verdict(history, fitted, args.learning_rate, limit, fastest, args.noise)]
-    first, n = (times[1] - times[0]) * 1e3, args.epochs  # epoch 1 traces the graph
-    timing = f"Training took {times[-1] - times[0]:.3f} s: epoch 1 took {first:.2f} ms"
+    first, later = times[0] - started, (times[n - 1] - times[0]) / max(1, n - 1)
+    timing = f"Training took {times[-1] - started:.3f} s: epoch 1 took {first:.3f} s"
     timing += "" if args.eager else " (tracing the graph included)"
-    if n > 1:
-        timing += f",\nthen {(times[n] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch"
-    notes.append(timing + ".")
+    timing += f",\nthen {later * 1e3:.3f} ms per epoch." if n > 1 else "."
+    notes = [verdict(history, fitted, fastest, args.noise), timing]
     if args.keras:
         started = time.perf_counter()
-        keras_w, keras_b = fit_with_keras(
-            x, y, args.learning_rate, args.epochs, INITIAL_W, INITIAL_B
-        )
+        fit = fit_with_keras(x, y, rate, n, INITIAL_W, INITIAL_B)
         seconds = time.perf_counter() - started
-        rows.append(("keras fit()", keras_w, keras_b))
-        difference = max(abs(keras_w - last.w), abs(keras_b - last.b))
+        rows.append(("keras fit()", *fit))
+        difference = max(abs(fit[0] - last.w), abs(fit[1] - last.b))
         same = difference <= 1e-6 * max(1.0, abs(last.w), abs(last.b))
         notes.append(
-            f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: "
-            f"W and b differ by {difference:.1e}.\nfit() took {seconds:.2f} s, "
-            f"{seconds / args.epochs * 1e3:.1f} ms per epoch: with one step per epoch, "
-            "its own work (a new\ndata iterator each epoch, callbacks, a loss metric) "
-            "costs more than the step."
+            f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: W "
+            f"and b differ by {difference:.1e}.\nfit() took {seconds:.2f} s, "
+            f"{seconds / n * 1e3:.1f} ms per epoch: with one step an epoch, its own "
+            "work (a new\ndata iterator each epoch, callbacks, a loss metric) costs "
+            "more than the step."
         )
     x64, y64 = x.astype(np.float64), y.astype(np.float64)  # all three losses alike
     print()
@@ -484,11 +441,8 @@ def main(argv=None):
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError):
-        print(
-            f"main.py: error: argument --num-examples: out of memory with "
-            f"{args.num_examples:,} examples; try fewer",
-            file=sys.stderr,
-        )
+        examples = f"argument --num-examples: out of memory with {args.num_examples:,}"
+        print(f"main.py: error: {examples} examples; try fewer", file=sys.stderr)
         return 2
 
 

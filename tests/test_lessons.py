@@ -266,12 +266,30 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
 
 # --- 6. The loop --------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "loss, diverged",
-    [(5.0, False), (10.0, False), (10.5, True), (np.inf, True), (np.nan, True)],
+    "losses, diverged_at",
+    [
+        ([1.0, 5.0, 10.0, 3.0], None),
+        ([1.0, 5.0, 10.5, 3.0], 2),
+        ([1.0, np.inf, 3.0], 1),
+        ([1.0, np.nan, 3.0], 1),
+    ],
 )
-def test_has_diverged_flags_non_finite_or_runaway_loss(loss, diverged):
-    """With a start loss of 1 and factor 10: over 10, inf and nan are divergence."""
-    assert main.has_diverged(loss, 1.0) is diverged
+def test_train_stops_when_the_loss_is_not_finite_or_over_10_times_its_start(
+    losses, diverged_at
+):
+    """Up to 10 times the starting loss, training goes on; beyond, it stops."""
+    scripted = iter(losses)
+
+    def step(model, x, y, learning_rate):  # stands in for train_step
+        return next(scripted)
+
+    zeros = tf.zeros(3)  # the final forward pass then gives a loss of 0
+    model = main.LinearModel(0.0, 0.0)
+    history, diverged = main.train(
+        model, zeros, zeros, 0.1, len(losses), step, lambda state: None
+    )
+    assert diverged == (diverged_at is not None)
+    assert history[-1].epoch == (len(losses) if diverged_at is None else diverged_at)
 
 
 def test_steps_below_the_limit_lower_the_loss_until_rounding_matters(default_data):

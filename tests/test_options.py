@@ -266,7 +266,7 @@ def test_too_large_learning_rate_exits_1_saying_it_diverged(capsys):
     limit, fastest = default_limits()
     assert status == 1
     assert re.search(r"Training diverged at epoch \d+: the loss grew", err)
-    assert f"above the stability limit {limit:.5f}" in err
+    assert f"not below the stability limit {limit:.5f}" in err
     assert f"{fastest:.5f} is the fastest" in err
     assert summary(out) == {}
     assert not re.search(r"nan|inf", out, re.IGNORECASE)
@@ -282,12 +282,14 @@ def test_learning_rate_so_large_the_loss_overflows_is_reported_plainly(capsys):
 
 def test_above_the_limit_but_not_yet_diverged_says_so_not_more_epochs(capsys):
     """Just above the limit, 20 epochs do not blow up; more would not help."""
-    limit, _ = default_limits()
+    limit, fastest = default_limits()
     rate = f"{limit * 1.01:.5f}"
-    status, out, _ = run_main(capsys, "--learning-rate", rate, "--epochs", "20")
-    assert status == 0
-    assert f"is not below the stability limit {limit:.5f}" in out
-    assert "Try more --epochs" not in out and "Converged" not in out
+    status, out, err = run_main(capsys, "--learning-rate", rate, "--epochs", "20")
+    assert status == 1
+    assert "has not diverged within 20 epochs, but cannot converge" in err
+    assert f"not below the stability limit {limit:.5f}" in err
+    assert f"{fastest:.5f} is the fastest" in err
+    assert "Try more --epochs" not in out + err and "Converged" not in out
 
 
 @pytest.mark.parametrize("rate", ["1e-12", "1e-9"])
