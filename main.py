@@ -11,11 +11,11 @@ least-squares line. The comments are the lesson; tests/test_lessons.py proves th
 import os
 import signal
 
-# TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it is set
-# before the import: "2" hides INFO and WARNING lines (README's FAQ shows the rest).
+# TensorFlow's C++ logger reads this once, at `import tensorflow`, so it is set first:
+# "2" hides INFO and WARNING lines (README's FAQ lists, by version, a few that don't).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Keep freed tensor memory for the next tensor (TensorFlow's BFC pool) instead of
-# handing it back to the system; README's Performance section shows what it saves.
+# Reuse freed tensor memory (TensorFlow's BFC pool) instead of handing it back to
+# the system; README's Performance section shows what that saves.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: stop, no traceback
     signal.signal(signal.SIGINT, signal.SIG_DFL)
