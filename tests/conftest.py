@@ -25,6 +25,14 @@ def pytest_configure(config):
         "ignore:.* got an unexpected keyword argument '___pyct_anno'"
         ":DeprecationWarning:gast",
     )
+    # Likewise on Python 3.10, where pip picks Keras 3.12 with NumPy 2.2: Keras
+    # converts tensors with np.array(), and NumPy 2 warns about how the tensor
+    # type implements __array__. Keras's and TensorFlow's to fix; harmless here.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:__array__ implementation doesn't accept a copy keyword"
+        ":DeprecationWarning:keras",
+    )
 
 
 def train_fresh_model(x, y, learning_rate, epochs, start=None, **step_options):
@@ -59,7 +67,7 @@ def default_run(default_data):
     return train_fresh_model(*default_data, main.LEARNING_RATE, main.EPOCHS)
 
 
-def start_python(*argv):
+def start_python(*argv, stderr=subprocess.PIPE):
     """Start `python ARGV...` in the repository, with pipes for its output.
 
     TF_CPP_MIN_LOG_LEVEL is removed from its environment, so the tests see what
@@ -71,7 +79,7 @@ def start_python(*argv):
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -91,27 +99,34 @@ def finished(process):
 # Processes that import TensorFlow take seconds to start. These start when the
 # test session does, so that their start-up overlaps the other tests.
 BACKGROUND = {
-    # `python main.py` exactly as a learner runs it.
-    "default": ["main.py"],
+    # `python main.py` exactly as a learner runs it, with standard error merged
+    # into standard output in the order they were written, as a terminal shows.
+    "default": (["main.py"], subprocess.STDOUT),
     # A run long enough to be stopped with Ctrl-C, XLA-compiled so that
-    # TensorFlow would log an INFO line unless TF_CPP_MIN_LOG_LEVEL hides it.
-    "long": ["main.py", "--jit-compile", "--epochs", "1000000000"],
-    # The same INFO line, with the log level set only after the import.
-    "log_level_after_import": [
-        "-c",
-        (
-            "import os; import tensorflow as tf; "
-            "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
-            "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3))"
-        ),
-    ],
+    # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them.
+    "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
+    # The same INFO lines, with the log level set only after the import.
+    "log_level_after_import": (
+        [
+            "-c",
+            (
+                "import os; import tensorflow as tf; "
+                "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
+                "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3))"
+            ),
+        ],
+        subprocess.PIPE,
+    ),
 }
 
 
 @pytest.fixture(scope="session", autouse=True)
 def background():
     """The BACKGROUND processes, started now; any left running are killed."""
-    processes = {name: start_python(*argv) for name, argv in BACKGROUND.items()}
+    processes = {
+        name: start_python(*argv, stderr=stderr)
+        for name, (argv, stderr) in BACKGROUND.items()
+    }
     yield processes
     for process in processes.values():
         if process.poll() is None:  # the test that reads it did not run
@@ -121,8 +136,9 @@ def background():
 
 @pytest.fixture(scope="session")
 def main_py_run(background):
-    """(exit status, stdout, stderr) of `python main.py`."""
-    return finished(background["default"])
+    """(exit status, output) of `python main.py`: stdout and stderr, interleaved."""
+    status, output, _ = finished(background["default"])
+    return status, output
 
 
 @pytest.fixture(scope="session")

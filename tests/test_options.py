@@ -217,6 +217,7 @@ def test_plot_in_a_folder_that_cannot_really_be_written_is_refused(capsys):
 
 def test_plot_check_leaves_no_file_and_keeps_an_existing_one(capsys, tmp_path):
     """The up-front write test removes what it created, and only that."""
+    pytest.importorskip("matplotlib")  # without it, --plot stops before training
     new, existing = tmp_path / "new.png", tmp_path / "old.PNG"
     existing.write_bytes(b"keep me")
     for path in (new, existing):

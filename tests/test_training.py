@@ -68,14 +68,24 @@ def test_eager_xla_and_tf_function_learn_the_same(
 
 def test_python_main_py_prints_the_three_summary_rows(main_py_run):
     """`python main.py` exits 0 and ends with learned, least-squares, true."""
-    status, stdout, stderr = main_py_run
-    assert status == 0, stderr
-    rows = SUMMARY_ROW.findall(stdout)
+    status, output = main_py_run
+    assert status == 0, output
+    rows = SUMMARY_ROW.findall(output)
     assert [row[0] for row in rows] == ["learned", "least-squares", "true"]
     learned, fitted, true = [tuple(map(float, row[1:])) for row in rows]
     assert abs(learned[0] - fitted[0]) <= 1e-4 and abs(learned[1] - fitted[1]) <= 1e-4
     assert true[:2] == (3.0, 2.0)
-    assert "Traceback" not in stderr and "Converged" in stdout
+    assert "Traceback" not in output and "Converged" in output
+
+
+def test_tensorflow_start_up_lines_all_come_before_the_output(main_py_run):
+    """main.py runs TensorFlow's first operation before printing its first line,
+    so no start-up log line lands inside the table."""
+    _, output = main_py_run
+    after_header = output[output.index("Data: ") :]
+    assert not re.search(
+        r"^(WARNING: All log|[IWE]\d{4} |\d{4}-\d\d-\d\d )", after_header, re.MULTILINE
+    )
 
 
 def test_each_row_pairs_w_and_b_with_their_own_loss(default_data, default_run):
