@@ -45,7 +45,7 @@ INITIAL_B = 0.0  # likewise far from 2
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
-    # NumPy promises the same numbers for the same seed and NumPy version only.
+    # NumPy promises these numbers for this seed only on one NumPy build and machine.
     rng = np.random.default_rng(seed)
     # float32 on purpose: tf.Variable(5.0) is float32, NumPy defaults to float64,
     # and a float64 tensor times a float32 Variable raises InvalidArgumentError
