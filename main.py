@@ -17,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Reuse freed tensor memory (TensorFlow's BFC pool) instead of handing it back to
 # the system; README's Performance section shows what that saves.
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-if __name__ == "__main__":  # Ctrl-C while TensorFlow loads: stop, no traceback
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+if __name__ == "__main__":  # Ctrl-C while TensorFlow loads, or output piped into a
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # closed pipe: stop, no traceback
+    if hasattr(signal, "SIGPIPE"):  # not on Windows
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 import argparse
 import math
@@ -152,12 +154,10 @@ def least_squares(x, y):
     # with xc = x - mean(x), yc = y - mean(y). Gradient descent stops where the
     # gradient is zero, so here: the best line for this sample, near W=3, b=2 but
     # not on it, with a loss no higher than the true line's.
-    xc, yc = x.astype(np.float64), y.astype(np.float64)
-    x_mean, y_mean = xc.mean(), yc.mean()
-    xc -= x_mean
-    yc -= y_mean
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    xc, yc = x64 - x64.mean(), y64 - y64.mean()
     w = float(np.dot(xc, yc) / np.dot(xc, xc))
-    return w, float(y_mean - w * x_mean)
+    return w, float(y64.mean() - w * x64.mean())
 
 
 def learning_rate_limits(x):

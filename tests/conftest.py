@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -33,6 +34,18 @@ def pytest_configure(config):
         "ignore:__array__ implementation doesn't accept a copy keyword"
         ":DeprecationWarning:keras",
     )
+
+
+def pytest_collection_modifyitems(items):
+    # Tests that read a BACKGROUND process (below) run last, so that the other
+    # tests run while those processes start TensorFlow, instead of waiting.
+    reads_background = {
+        "main_py_run",
+        "interrupted_run",
+        "closed_stdout_run",
+        "log_level_after_import_run",
+    }
+    items.sort(key=lambda item: bool(reads_background & set(item.fixturenames)))
 
 
 def train_fresh_model(x, y, learning_rate, epochs, start=None, **step_options):
@@ -105,6 +118,8 @@ BACKGROUND = {
     # A run long enough to be stopped with Ctrl-C, XLA-compiled so that
     # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them.
     "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
+    # `python main.py | head -1`: its standard output closed while it runs.
+    "closed_stdout": (["main.py"], subprocess.PIPE),
     # The same INFO lines, with the log level set only after the import.
     "log_level_after_import": (
         [
@@ -127,11 +142,21 @@ def background():
         name: start_python(*argv, stderr=stderr)
         for name, (argv, stderr) in BACKGROUND.items()
     }
-    yield processes
+    processes["closed_stdout"].stdout.close()
+    # Stop the long run as soon as it trains, so it does not hold a CPU core.
+    head = []
+    ctrl_c = threading.Thread(
+        target=press_ctrl_c_after_row_0, args=(processes["long"], head), daemon=True
+    )
+    ctrl_c.start()
+    yield processes | {"long_ctrl_c": (ctrl_c, head)}
     for process in processes.values():
         if process.poll() is None:  # the test that reads it did not run
             process.kill()
-            process.communicate()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -141,18 +166,29 @@ def main_py_run(background):
     return status, output
 
 
-@pytest.fixture(scope="session")
-def interrupted_run(background):
-    """The long run, stopped with Ctrl-C (SIGINT) once its first row is out."""
-    process = background["long"]
-    head = []
-    for line in process.stdout:  # the header, then table row 0
+def press_ctrl_c_after_row_0(process, head):
+    """Read the header and table row 0 into `head`, then send SIGINT (Ctrl-C)."""
+    for line in process.stdout:
         head.append(line)
         if re.match(r" +0 ", line):
             break
     process.send_signal(signal.SIGINT)
-    status, out, err = finished(process)
+
+
+@pytest.fixture(scope="session")
+def interrupted_run(background):
+    """The long run, stopped with Ctrl-C once its first row was out."""
+    ctrl_c, head = background["long_ctrl_c"]
+    ctrl_c.join(timeout=120)
+    status, out, err = finished(background["long"])
     return status, "".join(head) + out, err
+
+
+@pytest.fixture(scope="session")
+def closed_stdout_run(background):
+    """(exit status, stderr) of `python main.py` whose output pipe was closed."""
+    process = background["closed_stdout"]
+    return process.wait(timeout=120), process.stderr.read()
 
 
 @pytest.fixture(scope="session")

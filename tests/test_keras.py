@@ -27,7 +27,7 @@ def test_fit_with_one_full_batch_in_order_is_the_hand_loop_epoch_by_epoch(
     default_data, default_run
 ):
     """Each epoch of fit() ends where the same epoch of train() does."""
-    epochs, record = 12, WeightsPerEpoch()
+    epochs, record = 6, WeightsPerEpoch()
     final = main.fit_with_keras(
         *default_data, main.LEARNING_RATE, epochs, 5.0, 0.0, callbacks=[record]
     )
@@ -88,8 +88,8 @@ def test_sgd_apply_gradients_is_the_hand_written_update(default_data):
     "argv",
     [
         ["--epochs", "5"],
-        ["--epochs", "4", "--learning-rate", "0.5", "--num-examples", "300"],
-        ["--epochs", "3", "--seed", "3", "--noise", "2"],
+        ["--epochs", "4", "--learning-rate", "0.5", "--num-examples", "300"]
+        + ["--seed", "3", "--noise", "2"],
     ],
 )
 def test_keras_option_adds_a_row_that_agrees_with_the_hand_loop(capsys, argv):

@@ -331,3 +331,12 @@ def test_ctrl_c_while_tensorflow_loads_prints_no_traceback(python_started):
     _, err = process.communicate(timeout=60)
     assert process.returncode in (-main.signal.SIGINT, 130)
     assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not hasattr(main.signal, "SIGPIPE"), reason="no SIGPIPE here")
+def test_output_piped_into_a_closed_pipe_stops_without_a_traceback(closed_stdout_run):
+    """`python main.py | head -1`: the pipe closes, main.py stops as other
+    programs do (killed by SIGPIPE, shell status 141), with no traceback."""
+    status, err = closed_stdout_run
+    assert status == -main.signal.SIGPIPE
+    assert "Traceback" not in err
