@@ -14,8 +14,8 @@ import signal
 # TensorFlow's C++ logger reads this once, at `import tensorflow`, so it is set first:
 # "2" hides INFO and WARNING lines (README's FAQ lists, by version, a few that don't).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Reuse freed tensor memory (TensorFlow's BFC pool) instead of handing it back to
-# the system; README's Performance section shows what that saves.
+# Pool freed tensor memory for reuse (TensorFlow's BFC allocator): on some CPUs, without
+# it, each big tensor comes fresh from the system (see README's Performance section).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 if __name__ == "__main__":  # Ctrl-C while TensorFlow loads, or output piped into a
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # closed pipe: stop, no traceback
@@ -100,8 +100,8 @@ def train_step(model, x, y, learning_rate):
     # The gradient points uphill, so step against it, by learning rate x gradient
     # (learning_rate_limits says how large is too large). assign_sub changes the
     # Variable in place; `model.w = model.w - ...` would replace it with a plain
-    # tensor, whose next gradient is None. This subtraction is all that one
-    # keras.optimizers.SGD(learning_rate).apply_gradients call does.
+    # tensor, whose next gradient is None. One call of Keras's optimizer
+    # keras.optimizers.SGD(learning_rate).apply_gradients makes this same update.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -183,9 +183,9 @@ class KerasLine(keras.Model):
 
     def __init__(self, initial_w, initial_b):
         super().__init__()
-        # add_weight, not tf.Variable: a Keras 3 model tracks only the weights it
-        # made. With plain tf.Variable attributes, as TensorFlow's guide writes them,
-        # trainable_weights is empty and fit() trains nothing, with only a warning.
+        # add_weight, not tf.Variable: Keras 3 does not track plain tf.Variable
+        # attributes (TensorFlow's guide uses them), so trainable_weights would be
+        # empty and fit() would train nothing, with only a warning.
         start = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
@@ -198,13 +198,13 @@ def fit_with_keras(x, y, learning_rate, epochs, initial_w, initial_b, **fit_opti
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(initial_w, initial_b)
     # SGD's update is train_step's assign_sub; "mse" is mean_squared_error; and
-    # jit_compile=False keeps XLA out, as make_step does (the default uses it on GPUs).
+    # jit_compile=False keeps XLA out, as make_step does ("auto" uses it on a GPU).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
     # fit()'s default is shuffled batches of 32, one update each: mini-batch
     # stochastic gradient descent, another algorithm. One batch of all the data, in
-    # order, makes each epoch the same full-batch step, rounding and all. verbose=0
-    # hides the progress bar; fit()'s callbacks and loss metric still run.
+    # order, makes each epoch the same full-batch step (on a CPU, rounding and all).
+    # verbose=0 hides the progress bar; fit()'s callbacks and loss metric still run.
     options = {"batch_size": len(x), "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w.numpy()), float(model.b.numpy())
