@@ -251,7 +251,7 @@ def parse_args(argv):
             parser.error(f"argument --{option}: expected {accepts}, got {value}")
     # fmt: on
     need, available = args.num_examples * BYTES_PER_EXAMPLE, math.inf
-    if os.path.exists("/proc/meminfo"):  # Linux says what is free; elsewhere, no check
+    if os.path.exists("/proc/meminfo"):  # Linux says what is available; else no check
         with open("/proc/meminfo") as meminfo:
             line = next(line for line in meminfo if line.startswith("MemAvailable:"))
         available = int(line.split()[1]) * 1024
