@@ -42,8 +42,7 @@ def pytest_collection_modifyitems(items):
     reads_background = {
         "main_py_run",
         "interrupted_run",
-        "closed_stdout_run",
-        "log_level_after_import_run",
+        "after_import_run",
     }
     items.sort(key=lambda item: bool(reads_background & set(item.fixturenames)))
 
@@ -118,16 +117,18 @@ BACKGROUND = {
     # A run long enough to be stopped with Ctrl-C, XLA-compiled so that
     # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them.
     "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
-    # `python main.py | head -1`: its standard output closed while it runs.
-    "closed_stdout": (["main.py"], subprocess.PIPE),
-    # The same INFO lines, with the log level set only after the import.
-    "log_level_after_import": (
+    # One process for two proofs, to spare the suite a third TensorFlow start-up.
+    # First the INFO lines again, with the log level set only after the import;
+    # then main.py run as `python main.py | head -1` would: its standard output
+    # is closed (below) before it prints anything.
+    "after_import": (
         [
             "-c",
             (
-                "import os; import tensorflow as tf; "
+                "import os, runpy, sys; import tensorflow as tf; "
                 "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
-                "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3))"
+                "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3)); "
+                "sys.argv = ['main.py']; runpy.run_path('main.py', run_name='__main__')"
             ),
         ],
         subprocess.PIPE,
@@ -142,7 +143,7 @@ def background():
         name: start_python(*argv, stderr=stderr)
         for name, (argv, stderr) in BACKGROUND.items()
     }
-    processes["closed_stdout"].stdout.close()
+    processes["after_import"].stdout.close()
     # Stop the long run as soon as it trains, so it does not hold a CPU core.
     head = []
     ctrl_c = threading.Thread(
@@ -185,12 +186,7 @@ def interrupted_run(background):
 
 
 @pytest.fixture(scope="session")
-def closed_stdout_run(background):
-    """(exit status, stderr) of `python main.py` whose output pipe was closed."""
-    process = background["closed_stdout"]
+def after_import_run(background):
+    """(exit status, stderr) of the log-level probe that then runs main.py."""
+    process = background["after_import"]
     return process.wait(timeout=120), process.stderr.read()
-
-
-@pytest.fixture(scope="session")
-def log_level_after_import_run(background):
-    return finished(background["log_level_after_import"])

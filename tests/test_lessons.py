@@ -37,14 +37,13 @@ LOG_SOURCE = re.compile(
 
 
 def test_log_level_hides_info_lines_only_when_set_before_the_import(
-    interrupted_run, log_level_after_import_run
+    interrupted_run, after_import_run
 ):
     """Both runs import TensorFlow and compile with XLA, which logs INFO lines.
     TensorFlow's INFO and WARNING lines that main.py's early "2" hides, the same
     "2" set after `import tensorflow` lets through."""
     _, _, main_py_err = interrupted_run  # main.py --jit-compile, set before
-    status, _, after_import_err = log_level_after_import_run
-    assert status == 0, after_import_err
+    _, after_import_err = after_import_run
     shown_anyway = set(LOG_SOURCE.findall(main_py_err))
     assert set(LOG_SOURCE.findall(after_import_err)) - shown_anyway
 
@@ -339,11 +338,13 @@ def test_hessian_of_the_loss_is_the_formula_in_learning_rate_limits(default_data
     """Two nested tapes give H = 2*[[mean(x**2), mean(x)], [mean(x), 1]]."""
     x64, y64 = (tf.constant(a.astype(np.float64)) for a in default_data)
     params = tf.Variable([5.0, 0.0], dtype=tf.float64)
-    with tf.GradientTape() as outer:
+    with tf.GradientTape(persistent=True) as outer:
         with tf.GradientTape() as inner:
             loss = tf.reduce_mean(tf.square(y64 - (x64 * params[0] + params[1])))
-        gradient = inner.gradient(loss, params)
-    hessian = outer.jacobian(gradient, params).numpy()
+        dloss_dw, dloss_db = tf.unstack(inner.gradient(loss, params))
+    hessian = np.array(
+        [outer.gradient(g, params).numpy() for g in (dloss_dw, dloss_db)]
+    )
     x = x64.numpy()
     formula = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     np.testing.assert_allclose(hessian, formula, rtol=1e-12)
@@ -358,8 +359,8 @@ def test_learning_rate_stability_limit_separates_converge_from_diverge(
 ):
     """Just below the limit training converges; just above it diverges."""
     limit, _ = main.learning_rate_limits(default_data[0])
-    below, below_diverged = train_on(*default_data, 0.95 * limit, epochs=400)
-    _, above_diverged = train_on(*default_data, 1.05 * limit, epochs=400)
+    below, below_diverged = train_on(*default_data, 0.95 * limit, epochs=200)
+    _, above_diverged = train_on(*default_data, 1.05 * limit, epochs=200)
     fitted = main.least_squares(*default_data)
     assert not below_diverged and above_diverged
     np.testing.assert_allclose((below[-1].w, below[-1].b), fitted, atol=1e-4)
