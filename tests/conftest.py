@@ -47,16 +47,18 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: bool(reads_background & set(item.fixturenames)))
 
 
-def train_fresh_model(x, y, learning_rate, epochs, start=None, **step_options):
+def no_table(state):
+    """A report() for train() that prints nothing: tests read the history."""
+
+
+def train_fresh_model(
+    x, y, learning_rate, epochs, start=None, report=no_table, **step_options
+):
     """Train a new model as main() does; return (history, diverged)."""
     model = main.LinearModel(*(start or (main.INITIAL_W, main.INITIAL_B)))
     step = main.make_step(**step_options)
     x_tensor, y_tensor = main.tf.constant(x), main.tf.constant(y)
-    return main.train(model, x_tensor, y_tensor, learning_rate, epochs, step, no_table)
-
-
-def no_table(state):
-    """A report() for train() that prints nothing: tests read the history."""
+    return main.train(model, x_tensor, y_tensor, learning_rate, epochs, step, report)
 
 
 @pytest.fixture(scope="session")

@@ -104,12 +104,10 @@ def test_summary_loss_is_the_same_mean_squared_error_as_training():
         assert loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
 
 
-def test_report_sees_every_state_but_a_diverged_one(default_data):
+def test_report_sees_every_state_but_a_diverged_one(default_data, train_on):
     """train() reports each state as it goes, never the runaway one."""
     reported = []
-    x, y = (main.tf.constant(a) for a in default_data)
-    model, step = main.LinearModel(5.0, 0.0), main.make_step()
-    history, diverged = main.train(model, x, y, 5.0, 50, step, reported.append)
+    history, diverged = train_on(*default_data, 5.0, 50, report=reported.append)
     assert diverged
     assert reported == history[:-1]
     assert all(np.isfinite(state.loss) for state in reported)
