@@ -1,44 +1,44 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-A full-batch training loop in the open (a tf.Module with two tf.Variables, mean
-squared error, tf.GradientTape, Variable.assign_sub), checked against the exact
-least-squares line. The comments are the lesson; tests/test_lessons.py proves them.
+A training loop in the open (a tf.Module with two tf.Variables, mean squared
+error, tf.GradientTape, Variable.assign_sub), checked against the exact
+least-squares line. The comments are the lesson; the tests in tests/ check them.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
 """
 
 import os
-import signal
 
-# TensorFlow's C++ logger reads this once, at `import tensorflow`, so it is set first:
-# "2" hides INFO and WARNING lines (README's FAQ lists, by version, a few that don't).
+# TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it is set
+# first: "2" hides its INFO and WARNING lines (a few start-up lines get through).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Pool freed tensor memory for reuse (TensorFlow's BFC allocator): on some CPUs, without
-# it, each big tensor comes fresh from the system (see README's Performance section).
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-if __name__ == "__main__":  # Ctrl-C while TensorFlow loads, or output piped into a
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # closed pipe: stop, no traceback
-    if hasattr(signal, "SIGPIPE"):  # not on Windows
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 import argparse
 import math
+import stat
 import sys
 import time
 from collections import namedtuple
 
-import keras  # Keras 3, which comes with TensorFlow 2.16 and later
-import numpy as np
-import tensorflow as tf
+try:  # the packages that requirements.txt installs
+    import keras  # Keras 3, which comes with TensorFlow 2.16 and later
+    import numpy as np
+    import tensorflow as tf
+except ModuleNotFoundError as missing:  # one line instead of a traceback
+    print(f"main.py: error: {missing}; see README: pip install -r requirements.txt")
+    sys.exit(2)
+except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads
+    sys.exit(130)
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
 TRUE_W = 3.0  # slope that generates the data; training should come close
 TRUE_B = 2.0  # intercept that generates the data
-NUM_EXAMPLES = 1000  # number of (x, y) pairs, all used in every step
+NUM_EXAMPLES = 1000  # number of (x, y) pairs
 NOISE_STD = 1.0  # standard deviation of the noise added to each y
 LEARNING_RATE = 0.1  # step size: how far each update moves against the gradient
-EPOCHS = 100  # full passes over the data; one update per pass (full batch)
+EPOCHS = 100  # passes over the data
+BATCH_SIZE = None  # examples per update; None: all of them (full batch)
 SEED = 42  # seeds the data, so every run with the same settings matches
 INITIAL_W = 5.0  # where training starts: far from 3, so you watch it move
 INITIAL_B = 0.0  # likewise far from 2
@@ -47,12 +47,10 @@ INITIAL_B = 0.0  # likewise far from 2
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
-    # NumPy promises these numbers for this seed only on one NumPy build and machine.
-    rng = np.random.default_rng(seed)
-    # float32 on purpose: tf.Variable(5.0) is float32, NumPy defaults to float64,
-    # and a float64 tensor times a float32 Variable raises InvalidArgumentError
-    # eagerly and TypeError while a tf.function traces (a float64 NumPy array times
-    # it quietly gives float32, eagerly). Matching dtypes avoid all three.
+    rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
+    # float32 on purpose: the Variables below are float32, and NumPy's default is
+    # float64. A float64 tensor times a float32 Variable raises an error (README's
+    # FAQ shows which); drawing float32 from the start avoids it.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     # The noise is why even W=3, b=2 leave a loss: mean(noise**2), about noise_std**2.
@@ -66,9 +64,8 @@ class LinearModel(tf.Module):
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
         # Variables, because tensors are immutable and training changes w and b in
-        # place (a bias made with tf.zeros(()) has no assign_sub). A GradientTape
-        # watches trainable Variables on its own; a constant, only after tape.watch.
-        # tf.Module finds Variable attributes: model.trainable_variables lists both.
+        # place (a bias made with tf.zeros(()) has no assign_sub). tf.Module finds
+        # Variable attributes: model.trainable_variables lists both, sorted by name.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -84,24 +81,24 @@ def mean_squared_error(y_true, y_pred):
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
-# 4. One training step: forward pass on the tape, gradients, update. ---------------
+# 4. One training step: forward pass on a tape, gradients, update. ----------------
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
-    # The tape records operations on watched Variables inside the `with` block, so
-    # the loss must be computed there: computed outside, its gradient is None.
+    # A GradientTape records the operations run inside its `with` block on the
+    # trainable Variables it watches (all of them, on its own; a constant only after
+    # tape.watch). So the loss is computed inside: computed outside, its gradient
+    # is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask after the block: inside it, gradient() stops this tape recording, and a
-    # persistent tape would record the gradient's own computation (needed only for
-    # second derivatives). A tape gives gradients once; a second call raises
-    # RuntimeError. For this model they equal the hand derivation
+    # Ask after the block: inside it, gradient() stops this tape recording. This
+    # non-persistent tape gives gradients once; a second call raises RuntimeError.
+    # For this model they equal the hand derivation
     #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it, by learning rate x gradient
-    # (learning_rate_limits says how large is too large). assign_sub changes the
-    # Variable in place; `model.w = model.w - ...` would replace it with a plain
-    # tensor, whose next gradient is None. One call of Keras's optimizer
-    # keras.optimizers.SGD(learning_rate).apply_gradients makes this same update.
+    # (too large a rate overshoots: section 7). assign_sub changes the Variable in
+    # place; `model.w = model.w - ...` would replace it with a plain tensor, whose
+    # next gradient is None.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -114,38 +111,42 @@ def make_step(eager=False, jit_compile=False):
     # and pdb. tf.function runs the Python once to trace the operations into a graph,
     # then runs the graph without the Python: same numbers, less Python per step. A
     # new input shape or dtype, or a new Python value such as another learning rate,
-    # traces again. NumPy arrays passed in become new tensors on every call, so run()
-    # converts the data once. To debug, use --eager or tf.config.run_functions_eagerly
-    # (True). jit_compile=True has XLA fuse the step's elementwise operations into a
-    # few loops that read the data fewer times; the numbers agree to float32 rounding.
+    # traces again; NumPy arrays passed in are converted anew on every call. To
+    # debug, use --eager or tf.config.run_functions_eagerly(True). jit_compile=True
+    # has XLA fuse the step's operations into fewer passes over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
-# 6. The loop: one full-batch step per epoch. -------------------------------------
-# One row of the record: W and b after `epoch` updates, and the loss at exactly them.
-Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss"])
+# 6. The loop: epochs of batches. -------------------------------------------------
+# W and b after `epoch` passes, the loss over all the data at exactly them, and the
+# mean of that epoch's batch losses, each from before its update (what fit() reports).
+Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
-def train(model, x, y, learning_rate, epochs, step, report=print):
-    """Run `epochs` steps, report() each Epoch; return them, and if it diverged."""
-    history = []
+def train(model, x, y, learning_rate, epochs, batch_size, step, report):
+    """Run `epochs` passes, report() each Epoch; return the last, and if it diverged."""
+    # One batch of all the data (full batch): one exact gradient step per epoch.
+    # Smaller batches: one cheaper, rougher step each (mini-batch gradient descent).
+    starts = range(0, len(x), batch_size)
+    batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
+    sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
     for epoch in range(epochs + 1):
-        w, b = float(model.w.numpy()), float(model.b.numpy())
-        if epoch < epochs:  # the step returns the loss at w, b, then updates them
-            loss = float(step(model, x, y, learning_rate))
-        else:  # after the last update, one forward pass gives the final loss
-            loss = float(mean_squared_error(y, model(x)))
-        history.append(Epoch(epoch, w, b, loss))
-        # Below the stability limit each step lowers the loss in exact arithmetic;
-        # in float32 a converged loss wobbles (up by about 1e-7 of itself), so only
-        # a loss that is not finite or 10 times its start means divergence.
-        if not math.isfinite(loss) or loss > 10 * history[0].loss:
-            return history, True
-        report(history[-1])
-    return history, False
+        loss = float(mean_squared_error(y, model(x)))
+        state = Epoch(epoch, float(model.w), float(model.b), loss, batch_loss)
+        start_loss = loss if start_loss is None else start_loss
+        # Below the stability limit (section 7) the loss settles; in float32 it may
+        # wobble in its last digits, so only a loss that is not finite or 10 times
+        # its start means divergence.
+        if not math.isfinite(loss) or loss > 10 * start_loss:
+            return state, True
+        report(state)
+        if epoch < epochs:
+            losses = [step(model, bx, by, learning_rate) for bx, by in batches]
+            batch_loss = float(np.average(losses, weights=sizes))
+    return state, False
 
 
-# 7. The exact answer, to check training against (NumPy, float64). ---------------
+# 7. The exact answer, and which learning rates work (NumPy, float64). -----------
 def least_squares(x, y):
     """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
     # The minimum of the loss is where both derivatives are zero:
@@ -160,21 +161,60 @@ def least_squares(x, y):
     return w, float(y64.mean() - w * x64.mean())
 
 
-def learning_rate_limits(x):
-    """Return (stability limit, fastest rate): rates below the limit converge."""
-    # The loss is a quadratic bowl in (W, b), with the same second derivatives
-    # (Hessian) everywhere:  H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]].
-    # A step maps the distance d to the minimum to (I - rate*H) d: along an
-    # eigenvector of H with eigenvalue lam, it multiplies d by |1 - rate*lam|. All
-    # directions shrink only if rate < 2/lam_max, the stability limit. Near it the
-    # factor is close to 1 and training crawls. The slower direction shrinks
-    # fastest at rate = 2/(lam_min + lam_max), where both shrink by
-    # (lam_max - lam_min)/(lam_max + lam_min) per step.
-    x64 = x.astype(np.float64)
-    mean_x, mean_x2 = x64.mean(), np.dot(x64, x64) / x64.size
-    hessian = 2 * np.array([[mean_x2, mean_x], [mean_x, 1]])
-    lam_min, lam_max = np.linalg.eigvalsh(hessian)
-    return float(2 / lam_max), float(2 / (lam_min + lam_max))
+def stable_and_balanced_rates(x, batch_size):
+    """Return (every step is stable below this rate, the balanced rate or None)."""
+    # The loss is a bowl: quadratic in (W, b), so its gradient grows linearly with
+    # the distance d = (W, b) - (least-squares W, b): gradient = H d, with the
+    # Hessian (second derivatives) H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]].
+    # A step subtracts rate * H d, so it maps d to (I - rate*H) d. With x from
+    # N(0, 1), mean(x**2) is about 1 and mean(x) about 0, so H is about 2*I and a
+    # step multiplies d by about |1 - 2*rate|: rates below about 1 shrink d, and
+    # about 0.5 lands in one step. Exactly: along an eigenvector of H (eigenvalue
+    # lam) the factor is |1 - rate*lam|, so every direction shrinks only for rates
+    # below 2/lam_max, the stability limit (near it, training crawls), and the worse
+    # factor is smallest at the balanced rate 2/(lam_min + lam_max).
+    # Each batch has its own H; the smallest limit over batches is returned. A
+    # balanced rate is returned only for one batch: batches would each want theirs.
+    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    mean_x = np.add.reduceat(x64, starts) / sizes
+    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
+    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
+    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
+    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
+    return float(np.min(2 / lam_max)), balanced
+
+
+def verdict(last_two, fitted, batches, balanced):
+    """Converged or not, why, and what to try next."""
+    (_, w0, b0, *_), (_, w, b, *_) = last_two
+    # float32 keeps about 7 digits: float32 numbers near v are about eps*|v| apart,
+    # and the gradient near the minimum is made of rounded numbers, so training
+    # stops a few such gaps from the exact answer (measured: up to 6). 32 gaps leave
+    # room; for answers up to about 26 that is under 1e-4, and 1e-4 is used.
+    eps = float(np.finfo(np.float32).eps)  # the gap from 1 to the next float32
+    scale = 32 * eps * max(map(abs, fitted))
+    tolerance = float(f"{max(1e-4, scale):.2g}")  # compared as printed
+    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    if gap <= tolerance:
+        why = "Least squares is the best line for this sample. It differs from the\n"
+        why += "true line because the noise in a sample does not average out to zero."
+        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
+            why = "Least squares is the true line here: no noise, or too little to move it."
+        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
+        return f"{head} (gap {gap:.1e}).\n{why}"
+    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
+    head += f"(more than {tolerance:g}).\n"
+    stuck = " and ".join(k for k, u, v in (("W", w0, w), ("b", b0, b)) if u == v)
+    if stuck:
+        return f"""{head}{stuck} no longer changes: each update is less than half the gap between
+float32 numbers there, so it rounds away. Use a larger --learning-rate."""
+    if batches > 1 and max(abs(w - w0), abs(b - b0)) <= tolerance:
+        return f"""{head}Each update follows one batch's gradient, not all the data's, so with
+a fixed learning rate each epoch ends at a point near least squares, not on
+it. More --epochs change nothing; a smaller --learning-rate lands closer."""
+    rate = f" (balanced {balanced:.5f})" if balanced else ""
+    return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -194,29 +234,78 @@ class KerasLine(keras.Model):
         return x * self.w + self.b
 
 
-def fit_with_keras(x, y, learning_rate, epochs, initial_w, initial_b, **fit_options):
+class ReportEachEpoch(keras.callbacks.Callback):
+    """fit() calls its callbacks' methods at set points; this one reports each epoch
+    as train() does (fit()'s own History callback records its logs the same way)."""
+
+    def __init__(self, x, y, report):
+        super().__init__()
+        self.x, self.y, self.report = x, y, report
+
+    def on_train_begin(self, logs=None):
+        self.on_epoch_end(-1, {})  # epoch 0: where training starts
+
+    def on_epoch_end(self, epoch, logs=None):
+        w, b = float(self.model.w), float(self.model.b)
+        loss = float(mean_squared_error(self.y, self.model(self.x)))
+        self.report(Epoch(epoch + 1, w, b, loss, logs.get("loss")))
+
+
+def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
-    model = KerasLine(initial_w, initial_b)
-    # SGD's update is train_step's assign_sub; "mse" is mean_squared_error; and
-    # jit_compile=False keeps XLA out, as make_step does ("auto" uses it on a GPU).
+    model = KerasLine(*start)
+    # keras.optimizers.SGD(learning_rate) makes train_step's assign_sub update, and
+    # "mse" is mean_squared_error. jit_compile=False keeps XLA out, like make_step's
+    # default (Keras's default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
-    # fit()'s default is shuffled batches of 32, one update each: mini-batch
-    # stochastic gradient descent, another algorithm. One batch of all the data, in
-    # order, makes each epoch the same full-batch step (on a CPU, rounding and all).
-    # verbose=0 hides the progress bar; fit()'s callbacks and loss metric still run.
-    options = {"batch_size": len(x), "shuffle": False, "verbose": 0} | fit_options
+    # fit()'s default is batches of 32 in an order shuffled every epoch. The same
+    # batches in order (shuffle=False) are train()'s steps: same W and b each epoch.
+    # The loss fit() reports is the mean of the epoch's batch losses, each from
+    # before its update: with one batch it is the loss one epoch back.
+    # verbose=0 hides fit()'s progress bar; its callbacks and loss metric still run.
+    options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
-    return float(model.w.numpy()), float(model.b.numpy())
+    return float(model.w), float(model.b)
 
 
 # ==================================================================================
 # The rest is machinery you may skip: the command line, the report and the figure.
 # ==================================================================================
-TABLE_ROWS = 10  # the progress table prints about this many rows, any --epochs
-PLOT_POINTS = 2000  # most data points drawn by --plot; more only blurs
+TABLE_ROWS = 10  # the table's evenly spaced rows, besides epoch 0 and the last
+PROGRESS_SECONDS = 3.0  # on a long run, a row at least this often besides
+PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
+PATH_STEPS = 200  # updates drawn as the path on the loss contours
 BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
-FLOAT32_EPS = float(np.finfo(np.float32).eps)  # gap from 1 to the next float32
+# The number options: name, default, what it accepts, the test of a value.
+OPTIONS = [
+    ("epochs", EPOCHS, "an integer from 1 to 1e15", lambda v: 1 <= v <= 1e15),
+    ("learning-rate", LEARNING_RATE, "a finite number > 0", lambda v: 0 < v < 1e309),
+    (
+        "num-examples",
+        NUM_EXAMPLES,
+        "an integer from 2 to 1e15",
+        lambda v: 2 <= v <= 1e15,
+    ),
+    ("batch-size", BATCH_SIZE, "an integer from 1 to 1e15", lambda v: 1 <= v <= 1e15),
+    ("noise", NOISE_STD, "a finite number >= 0", lambda v: 0 <= v < 1e309),
+    ("seed", SEED, "an integer from 0 to 1e15", lambda v: 0 <= v <= 1e15),
+]
+
+
+def option_type(accepts, ok):
+    """An argparse type: the text as a number that `accepts` says, or refused."""
+
+    def convert(text):
+        try:  # 1e15 and 1000000000000000 both: float holds integers to 2**53 exactly
+            value = float(text)
+        except ValueError:
+            value = math.nan  # fails every test
+        if not ok(value) or ("integer" in accepts and not value.is_integer()):
+            raise argparse.ArgumentTypeError(f"expected {accepts}, got {text}")
+        return int(value) if "integer" in accepts else value
+
+    return convert
 
 
 def parse_args(argv):
@@ -224,96 +313,141 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="main.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    add = parser.add_argument
-    # fmt: off
-    add("--epochs", type=int, default=EPOCHS, help="full-batch updates to run")
-    add("--learning-rate", type=float, default=LEARNING_RATE, help="size of a step")
-    add("--num-examples", type=int, default=NUM_EXAMPLES, help="(x, y) examples")
-    add("--noise", type=float, default=NOISE_STD, help="noise std on each y")
-    add("--seed", type=int, default=SEED, help="seed for the data")
+    for name, default, accepts, ok in OPTIONS:
+        type_ = option_type(accepts, ok)
+        parser.add_argument(f"--{name}", type=type_, default=default, help=accepts)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
-    mode.add_argument("--jit-compile", action="store_true",
-                      help="compile the step with XLA: faster on large data")
-    add("--keras", action="store_true", help="then train the same way with fit()")
-    add("--plot", metavar="PATH", help="save a PNG figure (needs matplotlib)")
-    args = parser.parse_args(argv)
-    for option, value, ok, accepts in [
-        ("epochs", args.epochs, 1 <= args.epochs <= 1e15, "an integer from 1 to 1e15"),
-        ("learning-rate", args.learning_rate, 0 < args.learning_rate < math.inf,
-         "a finite number > 0"),
-        ("num-examples", args.num_examples, 2 <= args.num_examples <= 1e15,
-         "an integer from 2 to 1e15"),
-        ("noise", args.noise, 0 <= args.noise < math.inf, "a finite number >= 0"),
-        ("seed", args.seed, 0 <= args.seed <= 1e15, "an integer from 0 to 1e15"),
-    ]:
-        if not ok:
-            parser.error(f"argument --{option}: expected {accepts}, got {value}")
-    # fmt: on
-    need, available = args.num_examples * BYTES_PER_EXAMPLE, math.inf
-    if os.path.exists("/proc/meminfo"):  # Linux says what is available; else no check
+    mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
+    parser.add_argument("--keras", action="store_true", help="then train with fit()")
+    parser.add_argument("--plot", metavar="PATH", help="save a PNG (needs matplotlib)")
+    args, available = parser.parse_args(argv), math.inf
+    if os.path.exists("/proc/meminfo"):  # Linux says what memory is available
         with open("/proc/meminfo") as meminfo:
             line = next(line for line in meminfo if line.startswith("MemAvailable:"))
         available = int(line.split()[1]) * 1024
-    if need > available:
+    if args.num_examples * BYTES_PER_EXAMPLE > available:
+        need = f"{args.num_examples * BYTES_PER_EXAMPLE / 1e9:.3g} GB of memory"
         parser.error(
             f"argument --num-examples: {args.num_examples:,} examples need about "
-            f"{need / 1e9:.3g} GB of memory; {available / 1e9:.3g} GB is available"
+            f"{need}; {available / 1e9:.3g} GB is available"
         )
-    if args.plot is None:
-        return parser, args
-    if not args.plot.lower().endswith(".png"):
-        parser.error(f"argument --plot: expected a .png file name, got {args.plot!r}")
-    existed = os.path.exists(args.plot)
-    try:  # really create it: os.access says yes to root even where writing fails
-        open(args.plot, "ab").close()
-        import matplotlib  # noqa: F401  (optional: only --plot needs it)
-    except OSError as error:
-        parser.error(f"argument --plot: cannot write {args.plot!r}: {error.strerror}")
-    except ImportError:
-        parser.error("argument --plot: needs matplotlib: pip install matplotlib")
-    finally:
-        if not existed and os.path.exists(args.plot):
-            os.remove(args.plot)
+    if args.plot is not None and plot_problem(args.plot):
+        parser.error(f"argument --plot: {plot_problem(args.plot)}")
     return parser, args
 
 
-def verdict(history, fitted, fastest, noise):
-    """Converged or not, why, and what to try next."""
-    (_, w0, b0, _), (_, w, b, _) = history[-2:]
-    # float32 keeps about 7 significant digits: float32 numbers near v are about
-    # FLOAT32_EPS*|v| apart, and the gradient near the minimum is made of rounded
-    # numbers, so training stops a few such gaps from the exact answer (measured:
-    # up to 6). 32 gaps leaves room; answers near 1 or smaller use a fixed 1e-4.
-    tolerance = max(1e-4, 32 * FLOAT32_EPS * max(map(abs, fitted)))
-    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
-    if gap <= tolerance:
-        why = "With no noise, the least-squares line is the true line."
-        if noise > 0:
-            why = """Least squares is the best line for this sample. It differs from
-the true line because the noise in a finite sample does not
-average out to exactly zero."""
-        head = f"Converged: learned W and b are within {tolerance:.2g} of least squares"
-        return f"{head} (gap {gap:.1e}).\n{why}"
-    head = f"Not converged: learned W and b are {gap:.1e} from least squares"
-    head += f" (more than {tolerance:.2g})."
-    stuck = " and ".join(k for k, u, v in (("W", w0, w), ("b", b0, b)) if u == v)
-    if stuck:
-        return f"""{head}
-{stuck} no longer changes: each update is less than half the gap between float32
-numbers there, so it rounds away, and more --epochs change nothing.
-Use a larger --learning-rate: {fastest:.5f} is the fastest."""
-    return f"""{head}
-Try more --epochs, or a faster --learning-rate: {fastest:.5f} is the fastest."""
+def plot_problem(path):
+    """Why the figure cannot be saved at `path`, or None; changes no file of yours."""
+    if not path.lower().endswith(".png"):
+        return f"expected a .png file name, got {path!r}"
+    try:
+        if not os.path.lexists(path):  # create a new file only if none is there,
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+            os.remove(path)  # then remove it
+        elif not stat.S_ISREG(os.stat(path).st_mode):  # not a FIFO, folder, device
+            return f"cannot write {path!r}: not a regular file"
+        else:
+            open(path, "ab").close()  # appends nothing; fails without permission
+        import matplotlib  # noqa: F401  (optional: only --plot needs it)
+    except OSError as error:
+        return f"cannot write {path!r}: {error.strerror}"
+    except ImportError:
+        return "needs matplotlib: pip install matplotlib"
 
 
-def save_plot(path, x, y, history):
-    """Save a PNG: the data with both lines, and loss, W and b per epoch."""
+class Progress:
+    """report() for train() and fit(): prints the table; keeps, in bounded memory
+    whatever --epochs is, what the summary and the figure need."""
+
+    def __init__(self, epochs, fit_loss_column):
+        self.epochs, self.fit_loss_column = epochs, fit_loss_column
+        self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
+        self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
+        self.kept, self.last_two, self.times = [], [], {}
+        self.printed = self.started = time.perf_counter()
+        fit_loss = f"  {'fit() loss':>12}" if fit_loss_column else ""
+        print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{fit_loss}")
+
+    def __call__(self, state):
+        now, epoch = time.perf_counter(), state.epoch
+        self.times[min(epoch, 2)] = now  # epoch 0, epoch 1 and the latest
+        self.last_two = [*self.last_two[-1:], state]
+        if epoch % self.keep_every == 0 or epoch == self.epochs:
+            self.kept.append(state)
+        due = epoch % self.row_every == 0 or epoch == self.epochs
+        if due or now - self.printed >= PROGRESS_SECONDS:
+            row = f"{epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
+            fit_loss = self.fit_loss_column and state.batch_loss is not None
+            print(row + (f"  {state.batch_loss:>12.5f}" if fit_loss else ""))
+            self.printed = now
+
+    def timing(self, what, tracing):
+        """How long it took: epoch 1 (tracing included) apart from the rest."""
+        n, times = self.epochs, self.times
+        line = f"{what} took {times[min(n, 2)] - self.started:.3f} s: epoch 1 took "
+        line += (
+            f"{times[1] - times[0]:.3f} s" + " (tracing the graph included)" * tracing
+        )
+        if n == 1:
+            return line + "."
+        return (
+            line + f",\nthen {(times[2] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch."
+        )
+
+    def recording(self, step):
+        """`step`, also keeping W and b after each of its first PATH_STEPS calls."""
+        self.path = [INITIAL]
+
+        def recorded(model, *args):
+            loss = step(model, *args)
+            if len(self.path) <= PATH_STEPS:
+                self.path.append((float(model.w), float(model.b)))
+            return loss
+
+        return recorded
+
+    def stopped(self, what):
+        """Say where Ctrl-C stopped `what`; return the exit status 130."""
+        epoch, w, b, *_ = self.last_two[-1] if self.last_two else (0, *INITIAL)
+        where = f"epoch {epoch} of {what}: W={w:.5f}, b={b:.5f}"
+        print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
+        return 130
+
+
+INITIAL = (INITIAL_W, INITIAL_B)
+
+
+def why_not(last, start_loss, rate, stable, balanced):
+    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
+    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    if math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g} "
+        what += f"to {last.loss:.5g}, over 10 times its start"
+    if last.loss <= 10 * start_loss:
+        what = f"has not diverged within {last.epoch} epoch"
+        what += "s" * (last.epoch > 1) + ", but cannot converge"
+    limit = f"{math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down: still a bound
+    lines = [f"Training {what}."]
+    if rate >= stable:  # always, with a full batch; each batch has its own limit
+        of_any = "" if balanced else ", the smallest of any batch"
+        lines.append(f"The learning rate {rate:g} is not below the stability limit")
+        lines[-1] += f" {limit}{of_any}."
+    use = (
+        f"balanced {balanced:.5f}"
+        if balanced
+        else f"below {limit} every step is stable"
+    )
+    return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
+
+
+def save_plot(path, x, y, kept, fitted, walk):
+    """Save a PNG: data and lines, loss per epoch, and the path on the loss bowl."""
     from matplotlib.figure import Figure  # optional: only --plot needs matplotlib
 
-    epochs, w, b, loss = zip(*history)
+    epochs, w, b, loss, _ = zip(*kept)
     fig = Figure(figsize=(15, 4.5))  # no pyplot: no window, no backend to choose
-    data_ax, loss_ax, param_ax = fig.subplots(1, 3)
+    data_ax, loss_ax, bowl_ax = fig.subplots(1, 3)
     # The examples are independent draws, so the first PLOT_POINTS are a fair sample.
     data_ax.scatter(x[:PLOT_POINTS], y[:PLOT_POINTS], s=4, alpha=0.4)
     ends = np.array([x.min(), x.max()])
@@ -322,127 +456,157 @@ def save_plot(path, x, y, history):
     loss_ax.plot(epochs, loss)
     loss_ax.axhline(np.mean(np.square(y - (x * TRUE_W + TRUE_B))), color="k", ls="--")
     loss_ax.legend(["loss (MSE)", "loss at true W, b"])
-    param_ax.plot(epochs, w, "C0", epochs, b, "C1")
-    param_ax.axhline(TRUE_W, color="C0", ls="--")
-    param_ax.axhline(TRUE_B, color="C1", ls="--")
-    param_ax.legend(["W", "b", "true W", "true b"])
+    # The loss on a grid of (W, b), from five means of the data: it is quadratic.
+    half = np.ptp(walk, axis=0).max() / 2 + 0.2
+    gw, gb = np.meshgrid(*(np.linspace(c - half, c + half, 101) for c in fitted))
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
+    bowl = gw * gw * xx + 2 * gw * gb * x1 + gb * gb - 2 * gw * xy - 2 * gb * y1 + yy
+    levels = np.geomspace(bowl.min(), bowl.max(), 15)
+    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7", linewidths=0.8)
+    bowl_ax.plot(walk[:, 0], walk[:, 1], "r.-", ms=3, lw=0.8)
+    bowl_ax.plot(*fitted, "k*", ms=10)
+    bowl_ax.legend([f"W, b: first {len(walk) - 1} updates", "least squares"])
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
-    param_ax.set(title="(c) W and b per epoch", xlabel="epoch")
+    bowl_ax.set(title="(c) loss contours and the path", xlabel="W", ylabel="b")
     fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
 
 
-def run(args, parser):
-    """Everything main() does once the command line is checked."""
-    with np.errstate(over="ignore"):  # an overflow is reported just below
-        x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
-    # Tensors once, here: the step would convert NumPy arrays again on every call.
-    x_tensor, y_tensor = tf.constant(x), tf.constant(y)
-    model = LinearModel(INITIAL_W, INITIAL_B)
-    start_loss = float(mean_squared_error(y_tensor, model(x_tensor)))
-    if not math.isfinite(start_loss):
-        what = "the squared errors" if np.isfinite(y).all() else "the data"
-        parser.error(
-            f"argument --noise: with noise std {args.noise:g}, {what} overflow "
-            "float32 (largest 3.4e+38); expected a smaller value"
-        )
-    limit, fastest = learning_rate_limits(x)
+def print_header(args, batch_size, stable, balanced):
+    """What the run will do."""
+    n, size = args.epochs, args.num_examples
     mode = "eagerly" if args.eager else "as a tf.function graph"
     mode += " compiled by XLA" if args.jit_compile else ""
-    n, rate = args.epochs, args.learning_rate
+    passes = f"{n} full-batch epoch{'s' * (n > 1)}"
+    if batch_size < size:
+        passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches"
+        passes += f" of {batch_size}" + " (the last smaller)" * (size % batch_size > 0)
+    rates = f"stable below {math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down
+    rates += f", balanced {balanced:.5f}" if balanced else " for every batch"
     print(
-        f"Data: {args.num_examples:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + "
-        f"noise (noise std {args.noise:g}, seed {args.seed}).\nTraining: {n} "
-        f"full-batch epoch{'s' * (n > 1)} from W={INITIAL_W:g}, b={INITIAL_B:g}, "
-        f"step run {mode};\n          learning rate {rate:g} (stable below "
-        f"{limit:.5f}, fastest {fastest:.5f}).\n\n{'epoch':>7}  {'W':>10}  "
-        f"{'b':>10}  {'loss':>12}",
-        flush=True,
+        f"Data: {size:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std"
+        f" {args.noise:g}, seed {args.seed}).\nTraining: {passes} from W={INITIAL_W:g},"
+        f" b={INITIAL_B:g}, step run {mode};\n          learning rate "
+        f"{args.learning_rate:g} ({rates}).\n"
     )
-    interval, times, reported = max(1, math.ceil(n / TABLE_ROWS)), [], []
 
-    def report(state):  # train() calls this with each Epoch: time it, print a few
-        times.append(time.perf_counter())
-        reported.append(state)
-        if state.epoch % interval == 0 or state.epoch == n:
-            epoch, w, b, loss = state
-            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}", flush=True)
 
-    step, started = make_step(args.eager, args.jit_compile), time.perf_counter()
-    try:
-        history, diverged = train(model, x_tensor, y_tensor, rate, n, step, report)
-    except KeyboardInterrupt:
-        epoch, w, b, _ = reported[-1] if reported else (0, INITIAL_W, INITIAL_B, 0)
-        where = f"epoch {epoch}: W={w:.5f}, b={b:.5f}"
-        print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
-        return 130
-    last = history[-1]
-    if diverged or rate >= limit:  # then no number of epochs would converge
-        what = f"has not diverged within {n} epochs, but cannot converge"
-        if diverged:
-            what = f"diverged at epoch {last.epoch}: the loss grew from "
-            what += f"{start_loss:.5g} to {last.loss:.5g}, over 10 times its start"
-        if not math.isfinite(last.loss):
-            what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-        print(
-            f"Training {what}.\nThe learning rate {rate:g} is not below the stability "
-            f"limit {limit:.5f} (see learning_rate_limits).\nUse a smaller "
-            f"--learning-rate: {fastest:.5f} is the fastest.",
-            file=sys.stderr,
-        )
-        return 1
-    fitted = least_squares(x, y)
-    rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
-    rows.append(("true", TRUE_W, TRUE_B))
-    first, later = times[0] - started, (times[n - 1] - times[0]) / max(1, n - 1)
-    timing = f"Training took {times[-1] - started:.3f} s: epoch 1 took {first:.3f} s"
-    timing += "" if args.eager else " (tracing the graph included)"
-    timing += f",\nthen {later * 1e3:.3f} ms per epoch." if n > 1 else "."
-    notes = [verdict(history, fitted, fastest, args.noise), timing]
-    if args.keras:
-        started = time.perf_counter()
-        fit = fit_with_keras(x, y, rate, n, INITIAL_W, INITIAL_B)
-        seconds = time.perf_counter() - started
-        rows.append(("keras fit()", *fit))
-        difference = max(abs(fit[0] - last.w), abs(fit[1] - last.b))
-        same = difference <= 1e-6 * max(1.0, abs(last.w), abs(last.b))
-        notes.append(
-            f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: W "
-            f"and b differ by {difference:.1e}.\nfit() took {seconds:.2f} s, "
-            f"{seconds / n * 1e3:.1f} ms per epoch: with one step an epoch, its own "
-            "work (a new\ndata iterator each epoch, callbacks, a loss metric) costs "
-            "more than the step."
-        )
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)  # all three losses alike
-    print()
+def summary_rows(x, y, rows):
+    """One line per (label, W, b), each with its loss computed alike, in float64."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
     for label, w, b in rows:
         loss = np.mean(np.square(y64 - (x64 * w + b)))
-        print(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
-    print("\n".join(notes))
-    if args.plot is not None:
-        try:
-            save_plot(args.plot, x, y, history)
-        except OSError as error:
-            print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
-            return 2
-        print(f"Saved the figure to {args.plot}.")
+        yield f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}"
+
+
+def run_keras(args, x, y, batch_size, hand):
+    """The same training with fit(), its table from a callback; does it agree?"""
+    print("\nThe same training with Keras's compile() and fit():")
+    progress = Progress(args.epochs, fit_loss_column=True)
+    report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
+    try:
+        fit = fit_with_keras(
+            x,
+            y,
+            args.learning_rate,
+            args.epochs,
+            batch_size,
+            INITIAL,
+            callbacks=[report],
+        )
+    except KeyboardInterrupt:
+        return progress.stopped("fit()")
+    difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
+    same = difference <= 1e-5 * max(1.0, abs(hand.w), abs(hand.b))
+    print("", *summary_rows(x, y, [("keras fit()", *fit)]), sep="\n")
+    print(
+        f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: W and b"
+    )
+    print(f"differ by {difference:.1e}. {progress.timing('fit()', tracing=True)}")
+    return 0
+
+
+def run(args, parser):
+    """Everything main() does once the command line is checked."""
+    with np.errstate(over="ignore"):  # an overflow is refused below
+        x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
+    # Tensors once, here: the step would convert NumPy arrays again on every call.
+    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # TensorFlow's first work,
+    if not math.isfinite(mean_squared_error(y_tensor, x_tensor * 5.0)):  # so its
+        parser.error(  # log lines come before any of ours
+            f"argument --noise: with noise std {args.noise:g}, the loss overflows "
+            "float32 (largest 3.4e+38); expected a smaller value"
+        )
+    batch_size = min(args.batch_size or len(x), len(x))
+    stable, balanced = stable_and_balanced_rates(x, batch_size)
+    print_header(args, batch_size, stable, balanced)
+    progress, rate = Progress(args.epochs, args.keras), args.learning_rate
+    step = progress.recording(make_step(args.eager, args.jit_compile))
+    try:
+        last, diverged = train(
+            LinearModel(*INITIAL),
+            x_tensor,
+            y_tensor,
+            rate,
+            args.epochs,
+            batch_size,
+            step,
+            progress,
+        )
+    except KeyboardInterrupt:
+        return progress.stopped("training")
+    if diverged or (balanced and rate >= stable):  # then no --epochs would converge
+        message = why_not(last, progress.kept[0].loss, rate, stable, balanced)
+        not_run = (
+            "\nkeras fit() was not run: it would take the same steps." * args.keras
+        )
+        print(message + not_run, file=sys.stderr)
+        return 1
+    fitted, batches = least_squares(x, y), -(-len(x) // batch_size)
+    rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
+    print("", *summary_rows(x, y, [*rows, ("true", TRUE_W, TRUE_B)]), sep="\n")
+    print(verdict(progress.last_two, fitted, batches, balanced))
+    print(progress.timing("Training", tracing=not args.eager))
+    if args.keras and run_keras(args, x, y, batch_size, last):
+        return 130
+    if args.plot is None:
+        return 0
+    try:
+        save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
+    except OSError as error:
+        print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
+        return 2
+    print(f"Saved the figure to {args.plot}.")
     return 0
 
 
 def main(argv=None):
     """Train, print the table and the summary; return the exit status."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises again
-    parser, args = parse_args(argv)
+    # Line by line, so that a failed write shows at once; unprintable text escaped.
+    sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
     try:
+        parser, args = parse_args(argv)
         return run(args, parser)
+    except SystemExit as exit_:  # parse_args and parser.error exit this way
+        return exit_.code
     except KeyboardInterrupt:
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError):
         examples = f"argument --num-examples: out of memory with {args.num_examples:,}"
         print(f"main.py: error: {examples} examples; try fewer", file=sys.stderr)
+        return 2
+    except OSError as error:  # writing the output: a closed pipe, a full disk
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
+        if isinstance(error, BrokenPipeError):  # its reader (say, `head`) has exited
+            return 141
+        print(
+            f"main.py: error: cannot write the output: {error.strerror}",
+            file=sys.stderr,
+        )
         return 2
 
 
