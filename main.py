@@ -26,7 +26,10 @@ try:  # the packages that requirements.txt installs
     import numpy as np
     import tensorflow as tf
 except ModuleNotFoundError as missing:  # one line instead of a traceback
-    print(f"main.py: error: {missing}; see README: pip install -r requirements.txt")
+    print(
+        f"main.py: error: {missing}; see README: pip install -r requirements.txt",
+        file=sys.stderr,
+    )
     sys.exit(2)
 except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads
     sys.exit(130)
@@ -185,7 +188,7 @@ def stable_and_balanced_rates(x, batch_size):
     return float(np.min(2 / lam_max)), balanced
 
 
-def verdict(last_two, fitted, batches, balanced):
+def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
     """Converged or not, why, and what to try next."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
     # float32 keeps about 7 digits: float32 numbers near v are about eps*|v| apart,
@@ -205,9 +208,16 @@ def verdict(last_two, fitted, batches, balanced):
         return f"{head} (gap {gap:.1e}).\n{why}"
     head = f"Not converged: learned W and b are {gap:.1e} from least squares "
     head += f"(more than {tolerance:g}).\n"
-    stuck = " and ".join(k for k, u, v in (("W", w0, w), ("b", b0, b)) if u == v)
+    # An update smaller than half the gap between float32 numbers rounds away.
+    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
+    gradient = -2 * np.mean(x * error), -2 * np.mean(error)
+    moves = [
+        learning_rate * abs(g) >= np.spacing(np.float32(v)) / 2
+        for v, g in zip((w, b), gradient)
+    ]
+    stuck = " and ".join(k for k, m in zip("Wb", moves) if not m)
     if stuck:
-        return f"""{head}{stuck} no longer changes: each update is less than half the gap between
+        return f"""{head}{stuck} cannot change: each update is less than half the gap between
 float32 numbers there, so it rounds away. Use a larger --learning-rate."""
     if batches > 1 and max(abs(w - w0), abs(b - b0)) <= tolerance:
         return f"""{head}Each update follows one batch's gradient, not all the data's, so with
@@ -215,6 +225,17 @@ a fixed learning rate each epoch ends at a point near least squares, not on
 it. More --epochs change nothing; a smaller --learning-rate lands closer."""
     rate = f" (balanced {balanced:.5f})" if balanced else ""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
+
+
+def summary(x, y, rows):
+    """A line per (label, W, b), each with its loss computed alike, in float64."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    losses = [np.mean(np.square(y64 - (x64 * w + b))) for _, w, b in rows]
+    lines = [
+        f"{r[0]:<15}W={r[1]:.5f}  b={r[2]:.5f}  loss={loss:.5f}"
+        for r, loss in zip(rows, losses)
+    ]
+    return "\n" + "\n".join(lines)
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -272,38 +293,35 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 # ==================================================================================
 # The rest is machinery you may skip: the command line, the report and the figure.
 # ==================================================================================
-TABLE_ROWS = 10  # the table's evenly spaced rows, besides epoch 0 and the last
-PROGRESS_SECONDS = 3.0  # on a long run, a row at least this often besides
+TABLE_ROWS = 10  # evenly spaced table rows, besides epoch 0 and the last
+PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
-PATH_STEPS = 200  # updates drawn as the path on the loss contours
+PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
 BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
-# The number options: name, default, what it accepts, the test of a value.
+INITIAL = (INITIAL_W, INITIAL_B)
+# The number options: name, default, lowest and highest value, what it accepts.
 OPTIONS = [
-    ("epochs", EPOCHS, "an integer from 1 to 1e15", lambda v: 1 <= v <= 1e15),
-    ("learning-rate", LEARNING_RATE, "a finite number > 0", lambda v: 0 < v < 1e309),
-    (
-        "num-examples",
-        NUM_EXAMPLES,
-        "an integer from 2 to 1e15",
-        lambda v: 2 <= v <= 1e15,
-    ),
-    ("batch-size", BATCH_SIZE, "an integer from 1 to 1e15", lambda v: 1 <= v <= 1e15),
-    ("noise", NOISE_STD, "a finite number >= 0", lambda v: 0 <= v < 1e309),
-    ("seed", SEED, "an integer from 0 to 1e15", lambda v: 0 <= v <= 1e15),
+    ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
+    ("learning-rate", LEARNING_RATE, 5e-324, 1.7e308, "a finite number > 0"),
+    ("num-examples", NUM_EXAMPLES, 2, 1e15, "an integer from 2 to 1e15"),
+    ("batch-size", BATCH_SIZE, 1, 1e15, "an integer from 1 to 1e15"),
+    ("noise", NOISE_STD, 0, 1.7e308, "a finite number >= 0"),
+    ("seed", SEED, 0, 1e15, "an integer from 0 to 1e15"),
 ]
 
 
-def option_type(accepts, ok):
-    """An argparse type: the text as a number that `accepts` says, or refused."""
+def option_type(lowest, highest, accepts):
+    """An argparse type: the text as the number `accepts` describes, or refused."""
 
     def convert(text):
-        try:  # 1e15 and 1000000000000000 both: float holds integers to 2**53 exactly
+        try:  # float reads 1e15 too, and holds every integer up to 2**53 exactly
             value = float(text)
         except ValueError:
-            value = math.nan  # fails every test
-        if not ok(value) or ("integer" in accepts and not value.is_integer()):
+            value = math.nan  # fails the test below
+        integer = accepts.startswith("an integer")
+        if not lowest <= value <= highest or (integer and not value.is_integer()):
             raise argparse.ArgumentTypeError(f"expected {accepts}, got {text}")
-        return int(value) if "integer" in accepts else value
+        return int(value) if integer else value
 
     return convert
 
@@ -313,27 +331,26 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog="main.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    for name, default, accepts, ok in OPTIONS:
-        type_ = option_type(accepts, ok)
-        parser.add_argument(f"--{name}", type=type_, default=default, help=accepts)
+    for name, default, *limits in OPTIONS:
+        kind = option_type(*limits)
+        parser.add_argument(f"--{name}", type=kind, default=default, help=limits[-1])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     parser.add_argument("--keras", action="store_true", help="then train with fit()")
     parser.add_argument("--plot", metavar="PATH", help="save a PNG (needs matplotlib)")
     args, available = parser.parse_args(argv), math.inf
-    if os.path.exists("/proc/meminfo"):  # Linux says what memory is available
+    if os.path.exists("/proc/meminfo"):  # Linux says how much memory is available
         with open("/proc/meminfo") as meminfo:
             line = next(line for line in meminfo if line.startswith("MemAvailable:"))
         available = int(line.split()[1]) * 1024
-    if args.num_examples * BYTES_PER_EXAMPLE > available:
-        need = f"{args.num_examples * BYTES_PER_EXAMPLE / 1e9:.3g} GB of memory"
+    if (need := args.num_examples * BYTES_PER_EXAMPLE) > available:
         parser.error(
             f"argument --num-examples: {args.num_examples:,} examples need about "
-            f"{need}; {available / 1e9:.3g} GB is available"
+            f"{need / 1e9:.3g} GB of memory; {available / 1e9:.3g} GB is available"
         )
-    if args.plot is not None and plot_problem(args.plot):
-        parser.error(f"argument --plot: {plot_problem(args.plot)}")
+    if args.plot is not None and (problem := plot_problem(args.plot)):
+        parser.error(f"argument --plot: {problem}")
     return parser, args
 
 
@@ -342,10 +359,10 @@ def plot_problem(path):
     if not path.lower().endswith(".png"):
         return f"expected a .png file name, got {path!r}"
     try:
-        if not os.path.lexists(path):  # create a new file only if none is there,
+        if not os.path.lexists(path):  # create a file only where none is, then
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-            os.remove(path)  # then remove it
-        elif not stat.S_ISREG(os.stat(path).st_mode):  # not a FIFO, folder, device
+            os.remove(path)  # remove it again
+        elif not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO, a folder, a device
             return f"cannot write {path!r}: not a regular file"
         else:
             open(path, "ab").close()  # appends nothing; fails without permission
@@ -357,14 +374,14 @@ def plot_problem(path):
 
 
 class Progress:
-    """report() for train() and fit(): prints the table; keeps, in bounded memory
-    whatever --epochs is, what the summary and the figure need."""
+    """report() for train() and fit(): prints the table; keeps what the summary and
+    the figure need, in memory bounded whatever the number of epochs."""
 
     def __init__(self, epochs, fit_loss_column):
         self.epochs, self.fit_loss_column = epochs, fit_loss_column
         self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
         self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
-        self.kept, self.last_two, self.times = [], [], {}
+        self.kept, self.last_two, self.times, self.path = [], [], {}, [INITIAL]
         self.printed = self.started = time.perf_counter()
         fit_loss = f"  {'fit() loss':>12}" if fit_loss_column else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{fit_loss}")
@@ -382,6 +399,17 @@ class Progress:
             print(row + (f"  {state.batch_loss:>12.5f}" if fit_loss else ""))
             self.printed = now
 
+    def recording(self, step):
+        """`step`, which also keeps W and b after each of its first PATH_STEPS calls."""
+
+        def recorded(model, *args):
+            loss = step(model, *args)
+            if len(self.path) <= PATH_STEPS:
+                self.path.append((float(model.w), float(model.b)))
+            return loss
+
+        return recorded
+
     def timing(self, what, tracing):
         """How long it took: epoch 1 (tracing included) apart from the rest."""
         n, times = self.epochs, self.times
@@ -395,44 +423,31 @@ class Progress:
             line + f",\nthen {(times[2] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch."
         )
 
-    def recording(self, step):
-        """`step`, also keeping W and b after each of its first PATH_STEPS calls."""
-        self.path = [INITIAL]
-
-        def recorded(model, *args):
-            loss = step(model, *args)
-            if len(self.path) <= PATH_STEPS:
-                self.path.append((float(model.w), float(model.b)))
-            return loss
-
-        return recorded
-
     def stopped(self, what):
-        """Say where Ctrl-C stopped `what`; return the exit status 130."""
+        """Say where Ctrl-C stopped `what`; return the exit status, 130."""
         epoch, w, b, *_ = self.last_two[-1] if self.last_two else (0, *INITIAL)
         where = f"epoch {epoch} of {what}: W={w:.5f}, b={b:.5f}"
         print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
         return 130
 
 
-INITIAL = (INITIAL_W, INITIAL_B)
-
-
 def why_not(last, start_loss, rate, stable, balanced):
     """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    if math.isfinite(last.loss):
-        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g} "
-        what += f"to {last.loss:.5g}, over 10 times its start"
-    if last.loss <= 10 * start_loss:
-        what = f"has not diverged within {last.epoch} epoch"
-        what += "s" * (last.epoch > 1) + ", but cannot converge"
+    what = f"diverged at epoch {last.epoch}: the loss "
+    what += (
+        "overflowed float32"
+        if not math.isfinite(last.loss)
+        else (f"grew from {start_loss:.5g} to {last.loss:.5g}, over 10 times its start")
+    )
+    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
+        epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
+        what = f"has not diverged within {epochs}, but cannot converge"
     limit = f"{math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down: still a bound
     lines = [f"Training {what}."]
-    if rate >= stable:  # always, with a full batch; each batch has its own limit
-        of_any = "" if balanced else ", the smallest of any batch"
+    if rate >= stable:  # always, with a full batch; batches each have their own
+        of_batches = "" if balanced else " (the smallest of any batch)"
         lines.append(f"The learning rate {rate:g} is not below the stability limit")
-        lines[-1] += f" {limit}{of_any}."
+        lines[-1] += f" {limit}{of_batches}."
     use = (
         f"balanced {balanced:.5f}"
         if balanced
@@ -480,31 +495,23 @@ def print_header(args, batch_size, stable, balanced):
     n, size = args.epochs, args.num_examples
     mode = "eagerly" if args.eager else "as a tf.function graph"
     mode += " compiled by XLA" if args.jit_compile else ""
-    passes = f"{n} full-batch epoch{'s' * (n > 1)}"
+    passes = f"{n} full-batch epoch" + "s" * (n > 1)
     if batch_size < size:
-        passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches"
-        passes += f" of {batch_size}" + " (the last smaller)" * (size % batch_size > 0)
+        passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches of "
+        passes += f"{batch_size}" + " (the last smaller)" * (size % batch_size > 0)
     rates = f"stable below {math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down
     rates += f", balanced {balanced:.5f}" if balanced else " for every batch"
     print(
         f"Data: {size:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std"
-        f" {args.noise:g}, seed {args.seed}).\nTraining: {passes} from W={INITIAL_W:g},"
-        f" b={INITIAL_B:g}, step run {mode};\n          learning rate "
+        f" {args.noise:g}, seed {args.seed}).\nTraining: {passes} from W={INITIAL_W:g}"
+        f", b={INITIAL_B:g},\n          step run {mode},\n          learning rate "
         f"{args.learning_rate:g} ({rates}).\n"
     )
 
 
-def summary_rows(x, y, rows):
-    """One line per (label, W, b), each with its loss computed alike, in float64."""
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    for label, w, b in rows:
-        loss = np.mean(np.square(y64 - (x64 * w + b)))
-        yield f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}"
-
-
 def run_keras(args, x, y, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
-    print("\nThe same training with Keras's compile() and fit():")
+    print("\nThe same training with Keras's compile() and fit():\n")
     progress = Progress(args.epochs, fit_loss_column=True)
     report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
     try:
@@ -520,12 +527,12 @@ def run_keras(args, x, y, batch_size, hand):
     except KeyboardInterrupt:
         return progress.stopped("fit()")
     difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
-    same = difference <= 1e-5 * max(1.0, abs(hand.w), abs(hand.b))
-    print("", *summary_rows(x, y, [("keras fit()", *fit)]), sep="\n")
-    print(
-        f"keras fit() {'agrees with' if same else 'DIFFERS from'} the hand loop: W and b"
+    agrees = (
+        "agrees with" if difference <= 1e-5 * max(1, abs(hand.w)) else "DIFFERS from"
     )
-    print(f"differ by {difference:.1e}. {progress.timing('fit()', tracing=True)}")
+    print(summary(x, y, [("keras fit()", *fit)]))
+    print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
+    print(progress.timing("fit()", tracing=True))
     return 0
 
 
@@ -533,10 +540,13 @@ def run(args, parser):
     """Everything main() does once the command line is checked."""
     with np.errstate(over="ignore"):  # an overflow is refused below
         x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
-    # Tensors once, here: the step would convert NumPy arrays again on every call.
-    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # TensorFlow's first work,
-    if not math.isfinite(mean_squared_error(y_tensor, x_tensor * 5.0)):  # so its
-        parser.error(  # log lines come before any of ours
+    # Pool freed tensor memory for reuse (TensorFlow's BFC allocator; read when it
+    # first allocates): on some CPUs, without it, each big tensor comes fresh from
+    # the system. Then tensors, once: the step would convert NumPy arrays every call.
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # so TensorFlow's start-up
+    if not math.isfinite(mean_squared_error(y_tensor, x_tensor * INITIAL_W)):  # lines
+        parser.error(  # come before any of ours
             f"argument --noise: with noise std {args.noise:g}, the loss overflows "
             "float32 (largest 3.4e+38); expected a smaller value"
         )
@@ -544,42 +554,43 @@ def run(args, parser):
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batch_size, stable, balanced)
     progress, rate = Progress(args.epochs, args.keras), args.learning_rate
-    step = progress.recording(make_step(args.eager, args.jit_compile))
+    step, model = (
+        progress.recording(make_step(args.eager, args.jit_compile)),
+        LinearModel(*INITIAL),
+    )
     try:
         last, diverged = train(
-            LinearModel(*INITIAL),
-            x_tensor,
-            y_tensor,
-            rate,
-            args.epochs,
-            batch_size,
-            step,
-            progress,
+            model, x_tensor, y_tensor, rate, args.epochs, batch_size, step, progress
         )
     except KeyboardInterrupt:
         return progress.stopped("training")
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
         message = why_not(last, progress.kept[0].loss, rate, stable, balanced)
-        not_run = (
+        message += (
             "\nkeras fit() was not run: it would take the same steps." * args.keras
         )
-        print(message + not_run, file=sys.stderr)
+        print(message, file=sys.stderr)
         return 1
-    fitted, batches = least_squares(x, y), -(-len(x) // batch_size)
+    return finish(args, x, y, batch_size, progress, balanced)
+
+
+def finish(args, x, y, batch_size, progress, balanced):
+    """The summary; then fit() and the figure, when asked for."""
+    last, fitted = progress.last_two[-1], least_squares(x, y)
     rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
-    print("", *summary_rows(x, y, [*rows, ("true", TRUE_W, TRUE_B)]), sep="\n")
-    print(verdict(progress.last_two, fitted, batches, balanced))
+    print(summary(x, y, [*rows, ("true", TRUE_W, TRUE_B)]))
+    batches, rate = -(-len(x) // batch_size), args.learning_rate
+    print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
     print(progress.timing("Training", tracing=not args.eager))
     if args.keras and run_keras(args, x, y, batch_size, last):
         return 130
-    if args.plot is None:
-        return 0
-    try:
-        save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
-    except OSError as error:
-        print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
-        return 2
-    print(f"Saved the figure to {args.plot}.")
+    if args.plot is not None:
+        try:
+            save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
+        except OSError as error:
+            print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
+            return 2
+        print(f"Saved the figure to {args.plot}.")
     return 0
 
 

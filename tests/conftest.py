@@ -47,18 +47,39 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: bool(reads_background & set(item.fixturenames)))
 
 
-def no_table(state):
-    """A report() for train() that prints nothing: tests read the history."""
-
-
 def train_fresh_model(
-    x, y, learning_rate, epochs, start=None, report=no_table, **step_options
+    x,
+    y,
+    learning_rate,
+    epochs,
+    start=None,
+    report=None,
+    batch_size=None,
+    **step_options,
 ):
-    """Train a new model as main() does; return (history, diverged)."""
-    model = main.LinearModel(*(start or (main.INITIAL_W, main.INITIAL_B)))
+    """Train a new model as main() does; return (history, diverged): every Epoch
+    train() reported, then the diverged one if it diverged."""
+    model = main.LinearModel(*(start or main.INITIAL))
     step = main.make_step(**step_options)
+    history = []
+
+    def record(state):
+        history.append(state)
+        if report is not None:
+            report(state)
+
     x_tensor, y_tensor = main.tf.constant(x), main.tf.constant(y)
-    return main.train(model, x_tensor, y_tensor, learning_rate, epochs, step, report)
+    last, diverged = main.train(
+        model,
+        x_tensor,
+        y_tensor,
+        learning_rate,
+        epochs,
+        batch_size or len(x),
+        step,
+        record,
+    )
+    return history + [last] * diverged, diverged
 
 
 @pytest.fixture(scope="session")
@@ -121,8 +142,8 @@ BACKGROUND = {
     "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
     # One process for two proofs, to spare the suite a third TensorFlow start-up.
     # First the INFO lines again, with the log level set only after the import;
-    # then main.py run as `python main.py | head -1` would: its standard output
-    # is closed (below) before it prints anything.
+    # then a long main.py run as `python main.py --epochs 1e9 | head -6` would:
+    # its standard output is closed (below) once the table's header is out.
     "after_import": (
         [
             "-c",
@@ -130,7 +151,7 @@ BACKGROUND = {
                 "import os, runpy, sys; import tensorflow as tf; "
                 "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
                 "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3)); "
-                "sys.argv = ['main.py']; runpy.run_path('main.py', run_name='__main__')"
+                "sys.argv = ['main.py', '--epochs', '1e9']; runpy.run_path('main.py', run_name='__main__')"
             ),
         ],
         subprocess.PIPE,
@@ -145,7 +166,10 @@ def background():
         name: start_python(*argv, stderr=stderr)
         for name, (argv, stderr) in BACKGROUND.items()
     }
-    processes["after_import"].stdout.close()
+    closer = threading.Thread(
+        target=close_after_header, args=(processes["after_import"],), daemon=True
+    )
+    closer.start()
     # Stop the long run as soon as it trains, so it does not hold a CPU core.
     head = []
     ctrl_c = threading.Thread(
@@ -167,6 +191,14 @@ def main_py_run(background):
     """(exit status, output) of `python main.py`: stdout and stderr, interleaved."""
     status, output, _ = finished(background["default"])
     return status, output
+
+
+def close_after_header(process):
+    """Read up to the table's header, then close the pipe, as `head -6` would."""
+    for line in process.stdout:
+        if line.lstrip().startswith("epoch"):
+            break
+    process.stdout.close()
 
 
 def press_ctrl_c_after_row_0(process, head):

@@ -1,10 +1,11 @@
-"""The bridge to Keras: fit() with one full batch, in order, is the hand loop."""
+"""The bridge to Keras: fit() with the same batches, in order, is the hand loop."""
 
 import re
 import warnings
 
 import numpy as np
-from test_options import run_main, summary
+import pytest
+from test_options import run_main, summary, table
 
 import main
 
@@ -12,38 +13,59 @@ keras, tf = main.keras, main.tf
 
 
 class WeightsPerEpoch(keras.callbacks.Callback):
-    """Records the model's (W, b) at the end of each epoch of fit()."""
+    """Records the model's (W, b) and fit()'s logged loss at each epoch's end."""
 
     def __init__(self):
         super().__init__()
         self.rows = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows.append((float(self.model.w.numpy()), float(self.model.b.numpy())))
+        w, b = float(self.model.w.numpy()), float(self.model.b.numpy())
+        self.rows.append((w, b, logs["loss"]))
 
 
-def test_fit_with_one_full_batch_in_order_is_the_hand_loop_epoch_by_epoch(
-    default_data, default_run
+@pytest.mark.parametrize(
+    "size, batch_size, epochs",
+    [(1000, 1000, 6), (1000, 32, 3), (100, 7, 4), (100, 1, 2)],
+)
+def test_fit_with_the_same_batches_in_order_is_the_hand_loop(
+    default_data, train_on, size, batch_size, epochs
 ):
-    """Each epoch of fit() ends where the same epoch of train() does."""
-    epochs, record = 6, WeightsPerEpoch()
+    """Each epoch of fit(shuffle=False) ends where the same epoch of train() does
+    (a smaller last batch included), and the loss fit() logs is train()'s mean of
+    that epoch's batch losses, each from before its update."""
+    x, y = default_data[0][:size], default_data[1][:size]
+    hand, _ = train_on(x, y, main.LEARNING_RATE, epochs, batch_size=batch_size)
+    record = WeightsPerEpoch()
     final = main.fit_with_keras(
-        *default_data, main.LEARNING_RATE, epochs, 5.0, 0.0, callbacks=[record]
+        x, y, main.LEARNING_RATE, epochs, batch_size, main.INITIAL, callbacks=[record]
     )
-    hand = [(state.w, state.b) for state in default_run[0][1 : epochs + 1]]
-    np.testing.assert_allclose(record.rows, hand, atol=1e-6)
-    assert final == record.rows[-1]
+    expected = [(state.w, state.b, state.batch_loss) for state in hand[1:]]
+    np.testing.assert_allclose(record.rows, expected, rtol=1e-5, atol=1e-5)
+    assert final == record.rows[-1][:2]
 
 
-def test_fit_with_its_default_batches_of_32_is_another_algorithm(
-    default_data, default_run
-):
-    """32 mini-batch updates per epoch: after 1 epoch, other W and b."""
-    hand = default_run[0][1]
-    keras_w, keras_b = main.fit_with_keras(
-        *default_data, main.LEARNING_RATE, 1, 5.0, 0.0, batch_size=32
+def test_full_batch_loss_fit_reports_lags_one_epoch(default_data, default_run):
+    """With one batch, fit()'s logged loss for epoch k is the loss at W and b
+    after k - 1 epochs, not after k."""
+    record = WeightsPerEpoch()
+    main.fit_with_keras(
+        *default_data, main.LEARNING_RATE, 3, 1000, main.INITIAL, callbacks=[record]
     )
-    assert abs(keras_w - hand.w) > 0.1 and abs(keras_b - hand.b) > 0.1
+    history, _ = default_run
+    logged = [loss for _, _, loss in record.rows]
+    np.testing.assert_allclose(logged, [s.loss for s in history[:3]], rtol=1e-6)
+    assert abs(logged[0] - history[1].loss) > 1
+
+
+def test_shuffling_the_batches_changes_the_result(default_data):
+    """fit()'s default order is shuffled each epoch: other W and b than in order."""
+    in_order = main.fit_with_keras(*default_data, 0.1, 2, 32, main.INITIAL)
+    keras.utils.set_random_seed(0)
+    shuffled = main.fit_with_keras(
+        *default_data, 0.1, 2, 32, main.INITIAL, shuffle=True
+    )
+    assert max(abs(a - b) for a, b in zip(in_order, shuffled)) > 1e-3
 
 
 def test_plain_tf_variables_in_a_keras_model_are_not_trained(default_data):
@@ -83,16 +105,22 @@ def test_sgd_apply_gradients_is_the_hand_written_update(default_data):
     assert by_keras.b.numpy() == by_hand.b.numpy()
 
 
-def test_keras_option_adds_a_row_that_agrees_with_the_hand_loop(capsys):
-    """--keras with the other options changed too: fit() still agrees."""
-    argv = ["--epochs", "4", "--learning-rate", "0.5", "--num-examples", "300"]
-    status, out, _ = run_main(capsys, "--keras", *argv, "--seed", "3", "--noise", "2")
-    rows = summary(out)
+def test_keras_option_prints_fit_tables_rows_from_its_callback(capsys):
+    """--keras: fit()'s table (from ReportEachEpoch) has the hand loop's rows at
+    the same epochs, its own logged loss beside them, and a row that agrees."""
+    argv = ["--keras", "--epochs", "4", "--learning-rate", "0.5", "--batch-size", "70"]
+    status, out, _ = run_main(capsys, *argv, "--num-examples", "300", "--seed", "3")
+    hand_part, fit_part = out.split("The same training with Keras")
     assert status == 0
-    assert list(rows) == ["learned", "least-squares", "true", "keras fit()"]
-    np.testing.assert_allclose(rows["keras fit()"], rows["learned"], atol=1e-5)
+    assert table(hand_part) == table(fit_part) and len(table(fit_part)) == 5
+    assert list(summary(out)) == ["learned", "least-squares", "true", "keras fit()"]
+    np.testing.assert_allclose(summary(out)["keras fit()"], summary(out)["learned"])
     assert "keras fit() agrees with the hand loop" in out
-    assert re.search(r"fit\(\) took \d+\.\d+ s, \d+\.\d ms per epoch", out)
+    fit_loss_rows = re.findall(
+        r"^ +[1-4](?: +-?\d+\.\d{5}){4}$", fit_part, re.MULTILINE
+    )
+    assert len(fit_loss_rows) == 4
+    assert re.search(r"fit\(\) took \d+\.\d+ s", out)
 
 
 def test_without_the_keras_option_fit_never_runs(capsys, monkeypatch):

@@ -1,11 +1,12 @@
-"""Each claim in main.py's comments, proven, in the order main.py makes them.
+"""The claims in main.py's lesson comments, checked in the order main.py makes them.
 
 Every test here fails if the claim it is named for is false. The claims about
-speed and memory (the BFC allocator, XLA reading the data fewer times, fit()'s
-cost) are measurements, not tests: README's Performance section gives them.
-The Keras claims are proven in test_keras.py; Ctrl-C in test_options.py.
+speed (the BFC allocator, XLA's fewer passes) are measurements, not tests:
+README's Performance section gives them. The Keras claims are checked in
+test_keras.py.
 """
 
+import itertools
 import re
 
 import numpy as np
@@ -117,10 +118,10 @@ def test_constant_is_not_watched_unless_tape_watch_is_called():
     assert tape.gradient(square, constant).numpy() == pytest.approx(6.0)
 
 
-def test_model_holds_two_float32_trainable_variables():
-    """Python floats make float32 Variables, and tf.Module finds both."""
+def test_model_holds_two_float32_trainable_variables_sorted_by_name():
+    """Python floats make float32 Variables; tf.Module lists both, b before w."""
     model = main.LinearModel(5.0, 0.0)
-    assert sorted(v.name for v in model.trainable_variables) == ["b:0", "w:0"]
+    assert [v.name for v in model.trainable_variables] == ["b:0", "w:0"]
     assert all(v.dtype == tf.float32 for v in model.trainable_variables)
 
 
@@ -271,6 +272,18 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
 
 
 # --- 6. The loop --------------------------------------------------------------------
+class ScriptedModel:
+    """Stands in for LinearModel: each call gives a prediction whose loss is the
+    next scripted value (the targets are zeros)."""
+
+    def __init__(self, losses):
+        self.w = self.b = 0.0
+        self.losses = iter(losses)
+
+    def __call__(self, x):
+        return tf.constant([np.sqrt(next(self.losses))], tf.float32)
+
+
 @pytest.mark.parametrize(
     "losses, diverged_at",
     [
@@ -283,26 +296,54 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
 def test_train_stops_when_the_loss_is_not_finite_or_over_10_times_its_start(
     losses, diverged_at
 ):
-    """Up to 10 times the starting loss, training goes on; beyond, it stops."""
-    scripted = iter(losses)
-
-    def step(model, x, y, learning_rate):  # stands in for train_step
-        return next(scripted)
-
-    zeros = tf.zeros(3)  # the final forward pass then gives a loss of 0
-    model = main.LinearModel(0.0, 0.0)
-    history, diverged = main.train(
-        model, zeros, zeros, 0.1, len(losses), step, lambda state: None
+    """Up to 10 times the starting loss, training goes on; beyond, it stops,
+    and the diverged epoch is returned, not reported."""
+    reported, zeros = [], tf.zeros(1)
+    last, diverged = main.train(
+        ScriptedModel(losses),
+        zeros,
+        zeros,
+        0.1,
+        len(losses) - 1,
+        1,
+        lambda model, x, y, rate: 0.0,  # stands in for train_step
+        reported.append,
     )
     assert diverged == (diverged_at is not None)
-    assert history[-1].epoch == (len(losses) if diverged_at is None else diverged_at)
+    assert last.epoch == (len(losses) - 1 if diverged_at is None else diverged_at)
+    assert [state.epoch for state in reported] == list(
+        range(diverged_at or len(losses))
+    )
+
+
+def test_batches_are_one_update_each_in_order(default_data, train_on):
+    """batch_size=B: an epoch is the step over x[0:B], x[B:2B], ... in turn,
+    including a smaller last batch; batch_loss is their size-weighted mean."""
+    x, y = default_data[0][:100], default_data[1][:100]
+    history, _ = train_on(x, y, 0.1, 2, batch_size=30)
+    model, step, losses = main.LinearModel(*main.INITIAL), main.make_step(), []
+    for start in (0, 30, 60, 90) * 2:
+        batch = (tf.constant(x[start : start + 30]), tf.constant(y[start : start + 30]))
+        losses.append(float(step(model, *batch, 0.1)))
+    assert (history[-1].w, history[-1].b) == (float(model.w), float(model.b))
+    expected = np.average(losses[4:], weights=[30, 30, 30, 10])
+    assert history[-1].batch_loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_full_batch_loss_fit_reports_is_the_loss_one_epoch_back(default_run):
+    """With one batch, the mean of an epoch's batch losses is its one loss,
+    taken before the update: the previous row's loss."""
+    history, _ = default_run
+    assert history[0].batch_loss is None
+    for before, after in itertools.pairwise(history[:21]):
+        assert after.batch_loss == pytest.approx(before.loss, rel=1e-6)
 
 
 def test_steps_below_the_limit_lower_the_loss_until_rounding_matters(default_data):
     """The same steps in float64: every epoch lowers the loss, as long as the
     loss is above least squares' by more than float64's rounding can blur."""
     x, y = (a.astype(np.float64) for a in default_data)
-    limit, _ = main.learning_rate_limits(default_data[0])
+    limit, _ = main.stable_and_balanced_rates(default_data[0], 1000)
     floor = loss_float64(x, y, *main.least_squares(x, y))
     for rate in (0.1, 0.9, 0.99 * limit):
         w, b, losses = 5.0, 0.0, []
@@ -334,8 +375,11 @@ def test_least_squares_is_exact(default_data):
     np.testing.assert_allclose(main.least_squares(x, y), expected, rtol=1e-12)
 
 
-def test_hessian_of_the_loss_is_the_formula_in_learning_rate_limits(default_data):
-    """Two nested tapes give H = 2*[[mean(x**2), mean(x)], [mean(x), 1]]."""
+def test_hessian_of_the_loss_is_the_formula_in_stable_and_balanced_rates(
+    default_data,
+):
+    """Two nested tapes give H = 2*[[mean(x**2), mean(x)], [mean(x), 1]], and the
+    rates come from its eigenvalues: 2/lam_max and 2/(lam_min + lam_max)."""
     x64, y64 = (tf.constant(a.astype(np.float64)) for a in default_data)
     params = tf.Variable([5.0, 0.0], dtype=tf.float64)
     with tf.GradientTape(persistent=True) as outer:
@@ -349,16 +393,58 @@ def test_hessian_of_the_loss_is_the_formula_in_learning_rate_limits(default_data
     formula = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     np.testing.assert_allclose(hessian, formula, rtol=1e-12)
     lam_min, lam_max = np.linalg.eigvalsh(hessian)
-    limit, fastest = main.learning_rate_limits(default_data[0])
+    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
     assert limit == pytest.approx(2 / lam_max, rel=1e-12)
-    assert fastest == pytest.approx(2 / (lam_min + lam_max), rel=1e-12)
+    assert balanced == pytest.approx(2 / (lam_min + lam_max), rel=1e-12)
+
+
+def test_with_x_from_n01_the_hessian_is_about_2i(default_data):
+    """So the limit is about 1 and the balanced rate about 0.5."""
+    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
+    assert 0.9 < limit < 1.1 and 0.45 < balanced < 0.55
+
+
+def test_one_step_multiplies_the_distance_by_i_minus_rate_times_h(default_data):
+    """d -> (I - rate*H) d, for the distance d from least squares (float64)."""
+    x, y = (a.astype(np.float64) for a in default_data)
+    fitted = np.array(main.least_squares(*default_data))
+    hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
+    w, b = 5.0, 0.0
+    grad_w, grad_b = hand_gradients(x, y, w, b)
+    after = np.array([w - 0.3 * grad_w, b - 0.3 * grad_b])
+    expected = (np.eye(2) - 0.3 * hessian) @ (np.array([w, b]) - fitted)
+    np.testing.assert_allclose(after - fitted, expected, atol=1e-9)
+
+
+def test_balanced_rate_has_the_smallest_worst_factor(default_data):
+    """max |1 - rate*lam| over both eigenvalues is least at the balanced rate."""
+    x = default_data[0].astype(np.float64)
+    hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
+    lams = np.linalg.eigvalsh(hessian)
+    _, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
+    rates = np.linspace(0.01, 0.99, 981)
+    worst = np.max(np.abs(1 - np.outer(rates, lams)), axis=1)
+    assert abs(rates[np.argmin(worst)] - balanced) < 1e-3
+
+
+def test_each_batch_limit_is_from_its_own_hessian(default_data):
+    """With batches, the limit returned is the smallest 2/lam_max of any batch
+    (the last one smaller), and no balanced rate is given."""
+    x = default_data[0][:100]
+    limits = []
+    for start in range(0, 100, 30):
+        part = x[start : start + 30].astype(np.float64)
+        h = 2.0 * np.array([[np.mean(part * part), np.mean(part)], [np.mean(part), 1]])
+        limits.append(2 / np.linalg.eigvalsh(h)[-1])
+    limit, balanced = main.stable_and_balanced_rates(x, 30)
+    assert limit == pytest.approx(min(limits), rel=1e-12) and balanced is None
 
 
 def test_learning_rate_stability_limit_separates_converge_from_diverge(
     default_data, train_on
 ):
     """Just below the limit training converges; just above it diverges."""
-    limit, _ = main.learning_rate_limits(default_data[0])
+    limit, _ = main.stable_and_balanced_rates(default_data[0], 1000)
     below, below_diverged = train_on(*default_data, 0.95 * limit, epochs=200)
     _, above_diverged = train_on(*default_data, 1.05 * limit, epochs=200)
     fitted = main.least_squares(*default_data)
@@ -366,18 +452,16 @@ def test_learning_rate_stability_limit_separates_converge_from_diverge(
     np.testing.assert_allclose((below[-1].w, below[-1].b), fitted, atol=1e-4)
 
 
-def test_fastest_rate_beats_rates_near_zero_and_near_the_limit(default_data, train_on):
-    """2/(lam_min + lam_max) shrinks the slowest direction most; near the limit
-    training crawls (0.96 here: 100 epochs are not enough)."""
-    limit, fastest = main.learning_rate_limits(default_data[0])
+def test_near_the_limit_training_crawls(default_data, train_on):
+    """At 0.96 (the limit is 0.9699) 100 epochs do not converge; balanced, 10 do."""
+    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
     fitted = np.array(main.least_squares(*default_data))
 
     def gap_after(rate, epochs):
         history, _ = train_on(*default_data, rate, epochs)
         return np.max(np.abs(np.array([history[-1].w, history[-1].b]) - fitted))
 
-    assert gap_after(fastest, 10) < 1e-4
-    assert gap_after(0.1, 10) > 1e-2 and gap_after(0.96, 10) > 1e-2
+    assert gap_after(balanced, 10) < 1e-4
     assert 0.96 < limit and gap_after(0.96, 100) > 1e-4
 
 
