@@ -121,15 +121,17 @@ def make_step(eager=False, jit_compile=False):
 
 
 # 6. The loop: epochs of batches. -------------------------------------------------
-# W and b after `epoch` passes, the loss over all the data at exactly them, and the
-# mean of that epoch's batch losses, each from before its update (what fit() reports).
+# An epoch is one pass over the data, in batches of batch_size examples, one step
+# each. One batch of all the data (full batch) takes one exact gradient step per
+# epoch; smaller batches take cheaper, rougher steps (mini-batch gradient descent).
+# A record per epoch: W and b after `epoch` passes, the loss over all the data at
+# exactly them, and the mean of that epoch's batch losses (each from before its
+# update), which is what Keras's fit() reports as an epoch's loss.
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` passes, report() each Epoch; return the last, and if it diverged."""
-    # One batch of all the data (full batch): one exact gradient step per epoch.
-    # Smaller batches: one cheaper, rougher step each (mini-batch gradient descent).
     starts = range(0, len(x), batch_size)
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
@@ -137,9 +139,9 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         loss = float(mean_squared_error(y, model(x)))
         state = Epoch(epoch, float(model.w), float(model.b), loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
-        # Below the stability limit (section 7) the loss settles; in float32 it may
-        # wobble in its last digits, so only a loss that is not finite or 10 times
-        # its start means divergence.
+        # Too large a learning rate overshoots more each step: the loss grows
+        # without bound (diverges). A settled float32 loss may still wobble in its
+        # last digits, so only a loss not finite or over 10 times its start counts.
         if not math.isfinite(loss) or loss > 10 * start_loss:
             return state, True
         report(state)
@@ -328,12 +330,13 @@ def option_type(lowest, highest, accepts):
 
 def parse_args(argv):
     """Parse and check the command line; on bad input, exit with status 2."""
-    parser = argparse.ArgumentParser(
-        prog="main.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="main.py")
     for name, default, *limits in OPTIONS:
-        kind = option_type(*limits)
-        parser.add_argument(f"--{name}", type=kind, default=default, help=limits[-1])
+        shown = "all examples" if default is None else default
+        help_ = f"{limits[-1]} (default: {shown})"
+        parser.add_argument(
+            f"--{name}", type=option_type(*limits), default=default, help=help_
+        )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -414,14 +417,10 @@ class Progress:
         """How long it took: epoch 1 (tracing included) apart from the rest."""
         n, times = self.epochs, self.times
         line = f"{what} took {times[min(n, 2)] - self.started:.3f} s: epoch 1 took "
-        line += (
-            f"{times[1] - times[0]:.3f} s" + " (tracing the graph included)" * tracing
-        )
-        if n == 1:
-            return line + "."
-        return (
-            line + f",\nthen {(times[2] - times[1]) / (n - 1) * 1e3:.3f} ms per epoch."
-        )
+        line += f"{times[1] - times[0]:.3f} s"
+        line += " (tracing the graph included)" * tracing
+        later = (times[min(n, 2)] - times[1]) / max(1, n - 1) * 1e3
+        return line + (f",\nthen {later:.3f} ms per epoch." if n > 1 else ".")
 
     def stopped(self, what):
         """Say where Ctrl-C stopped `what`; return the exit status, 130."""
@@ -433,12 +432,10 @@ class Progress:
 
 def why_not(last, start_loss, rate, stable, balanced):
     """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss "
-    what += (
-        "overflowed float32"
-        if not math.isfinite(last.loss)
-        else (f"grew from {start_loss:.5g} to {last.loss:.5g}, over 10 times its start")
-    )
+    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    if math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
+        what += f" to {last.loss:.5g}, over 10 times its start"
     if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
         epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
         what = f"has not diverged within {epochs}, but cannot converge"
@@ -451,7 +448,7 @@ def why_not(last, start_loss, rate, stable, balanced):
     use = (
         f"balanced {balanced:.5f}"
         if balanced
-        else f"below {limit} every step is stable"
+        else f"every step is stable below {limit}"
     )
     return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
 
@@ -472,7 +469,7 @@ def save_plot(path, x, y, kept, fitted, walk):
     loss_ax.axhline(np.mean(np.square(y - (x * TRUE_W + TRUE_B))), color="k", ls="--")
     loss_ax.legend(["loss (MSE)", "loss at true W, b"])
     # The loss on a grid of (W, b), from five means of the data: it is quadratic.
-    half = np.ptp(walk, axis=0).max() / 2 + 0.2
+    half = 1.1 * np.abs(walk - fitted).max() + 0.1  # the whole path, and some room
     gw, gb = np.meshgrid(*(np.linspace(c - half, c + half, 101) for c in fitted))
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
@@ -485,6 +482,7 @@ def save_plot(path, x, y, kept, fitted, walk):
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
     bowl_ax.set(title="(c) loss contours and the path", xlabel="W", ylabel="b")
+    bowl_ax.set_aspect("equal")
     fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
@@ -515,21 +513,15 @@ def run_keras(args, x, y, batch_size, hand):
     progress = Progress(args.epochs, fit_loss_column=True)
     report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
     try:
+        rate, epochs = args.learning_rate, args.epochs
         fit = fit_with_keras(
-            x,
-            y,
-            args.learning_rate,
-            args.epochs,
-            batch_size,
-            INITIAL,
-            callbacks=[report],
+            x, y, rate, epochs, batch_size, INITIAL, callbacks=[report]
         )
     except KeyboardInterrupt:
         return progress.stopped("fit()")
     difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
-    agrees = (
-        "agrees with" if difference <= 1e-5 * max(1, abs(hand.w)) else "DIFFERS from"
-    )
+    same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
+    agrees = "agrees with" if same else "DIFFERS from"
     print(summary(x, y, [("keras fit()", *fit)]))
     print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
     print(progress.timing("fit()", tracing=True))
@@ -545,8 +537,9 @@ def run(args, parser):
     # the system. Then tensors, once: the step would convert NumPy arrays every call.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # so TensorFlow's start-up
-    if not math.isfinite(mean_squared_error(y_tensor, x_tensor * INITIAL_W)):  # lines
-        parser.error(  # come before any of ours
+    start = x_tensor * INITIAL_W + INITIAL_B  # lines come before any of ours
+    if not math.isfinite(mean_squared_error(y_tensor, start)):
+        parser.error(
             f"argument --noise: with noise std {args.noise:g}, the loss overflows "
             "float32 (largest 3.4e+38); expected a smaller value"
         )
@@ -554,10 +547,8 @@ def run(args, parser):
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batch_size, stable, balanced)
     progress, rate = Progress(args.epochs, args.keras), args.learning_rate
-    step, model = (
-        progress.recording(make_step(args.eager, args.jit_compile)),
-        LinearModel(*INITIAL),
-    )
+    step = progress.recording(make_step(args.eager, args.jit_compile))
+    model = LinearModel(*INITIAL)
     try:
         last, diverged = train(
             model, x_tensor, y_tensor, rate, args.epochs, batch_size, step, progress
@@ -614,10 +605,8 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
         if isinstance(error, BrokenPipeError):  # its reader (say, `head`) has exited
             return 141
-        print(
-            f"main.py: error: cannot write the output: {error.strerror}",
-            file=sys.stderr,
-        )
+        error = f"cannot write the output: {error.strerror}"
+        print(f"main.py: error: {error}", file=sys.stderr)
         return 2
 
 

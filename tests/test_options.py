@@ -54,7 +54,7 @@ def test_help_lists_every_option_with_its_default(capsys):
         ("--num-examples", main.NUM_EXAMPLES),
         ("--noise", main.NOISE_STD),
         ("--seed", main.SEED),
-        ("--batch-size", None),
+        ("--batch-size", "all examples"),
     ]:
         entry = re.search(rf"^  {option} .*?(?=^  -|\Z)", out, re.MULTILINE | re.DOTALL)
         assert entry and f"(default: {default})" in " ".join(entry[0].split())
@@ -467,12 +467,11 @@ def test_noise_too_small_for_float32_is_not_blamed(capsys):
 def test_mini_batches_settle_near_least_squares_and_say_so(capsys):
     """With a fixed rate, batches end each epoch at a point near least squares,
     not on it: the verdict says a smaller rate, not more epochs, gets closer."""
-    _, out, _ = run_main(capsys, "--batch-size", "32", "--epochs", "60")
-    assert "Not converged" in out and "Try more --epochs" not in out
-    assert "a smaller --learning-rate lands closer" in out
-    gaps = []
+    gaps, argv = [], ["--num-examples", "200", "--batch-size", "20", "--epochs", "40"]
     for rate in ("0.1", "0.01"):
-        _, out, _ = run_main(capsys, "--batch-size", "32", "--learning-rate", rate)
+        _, out, _ = run_main(capsys, *argv, "--learning-rate", rate)
+        assert "Not converged" in out and "Try more --epochs" not in out
+        assert "a smaller --learning-rate lands closer" in out
         learned, fitted = summary(out)["learned"], summary(out)["least-squares"]
         gaps.append(max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1])))
     assert gaps[1] < gaps[0] / 3
