@@ -136,8 +136,13 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
     for epoch in range(epochs + 1):
-        loss = float(mean_squared_error(y, model(x)))
-        state = Epoch(epoch, float(model.w), float(model.b), loss, batch_loss)
+        w, b, loss = float(model.w), float(model.b), None
+        if len(batches) > 1 or epoch == epochs:  # the loss over all the data at w, b
+            loss = float(mean_squared_error(y, model(x)))
+        if epoch < epochs:  # a pass: each step returns its loss from before its update
+            losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
+            loss = losses[0] if loss is None else loss  # one batch: the loss at w, b
+        state = Epoch(epoch, w, b, loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
         # Too large a learning rate overshoots more each step: the loss grows
         # without bound (diverges). A settled float32 loss may still wobble in its
@@ -146,7 +151,6 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
             return state, True
         report(state)
         if epoch < epochs:
-            losses = [step(model, bx, by, learning_rate) for bx, by in batches]
             batch_loss = float(np.average(losses, weights=sizes))
     return state, False
 
@@ -380,8 +384,9 @@ class Progress:
     """report() for train() and fit(): prints the table; keeps what the summary and
     the figure need, in memory bounded whatever the number of epochs."""
 
-    def __init__(self, epochs, fit_loss_column):
+    def __init__(self, epochs, fit_loss_column, reports_after_a_pass):
         self.epochs, self.fit_loss_column = epochs, fit_loss_column
+        self.after_a_pass = reports_after_a_pass  # train(): row k after pass k + 1
         self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
         self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
         self.kept, self.last_two, self.times, self.path = [], [], {}, [INITIAL]
@@ -414,12 +419,16 @@ class Progress:
         return recorded
 
     def timing(self, what, tracing):
-        """How long it took: epoch 1 (tracing included) apart from the rest."""
-        n, times = self.epochs, self.times
-        line = f"{what} took {times[min(n, 2)] - self.started:.3f} s: epoch 1 took "
-        line += f"{times[1] - times[0]:.3f} s"
-        line += " (tracing the graph included)" * tracing
-        later = (times[min(n, 2)] - times[1]) / max(1, n - 1) * 1e3
+        """How long it took: the first pass (tracing included) apart from the rest."""
+        n, times, after = self.epochs, self.times, self.after_a_pass
+        start, first, last = (
+            self.started if after else times[0],
+            times[1 - after],
+            times[min(n, 2)],
+        )
+        line = f"{what} took {last - self.started:.3f} s: epoch 1 took "
+        line += f"{first - start:.3f} s" + " (tracing the graph included)" * tracing
+        later = (last - first) / max(1, n - 1) * 1e3
         return line + (f",\nthen {later:.3f} ms per epoch." if n > 1 else ".")
 
     def stopped(self, what):
@@ -510,7 +519,7 @@ def print_header(args, batch_size, stable, balanced):
 def run_keras(args, x, y, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
     print("\nThe same training with Keras's compile() and fit():\n")
-    progress = Progress(args.epochs, fit_loss_column=True)
+    progress = Progress(args.epochs, True, reports_after_a_pass=False)
     report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
     try:
         rate, epochs = args.learning_rate, args.epochs
@@ -546,7 +555,8 @@ def run(args, parser):
     batch_size = min(args.batch_size or len(x), len(x))
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batch_size, stable, balanced)
-    progress, rate = Progress(args.epochs, args.keras), args.learning_rate
+    progress = Progress(args.epochs, args.keras, reports_after_a_pass=True)
+    rate = args.learning_rate
     step = progress.recording(make_step(args.eager, args.jit_compile))
     model = LinearModel(*INITIAL)
     try:

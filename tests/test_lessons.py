@@ -274,7 +274,7 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
 # --- 6. The loop --------------------------------------------------------------------
 class ScriptedModel:
     """Stands in for LinearModel: each call gives a prediction whose loss is the
-    next scripted value (the targets are zeros)."""
+    next scripted value (the targets are zeros); the step below only asks it."""
 
     def __init__(self, losses):
         self.w = self.b = 0.0
@@ -306,14 +306,12 @@ def test_train_stops_when_the_loss_is_not_finite_or_over_10_times_its_start(
         0.1,
         len(losses) - 1,
         1,
-        lambda model, x, y, rate: 0.0,  # stands in for train_step
+        lambda model, x, y, rate: main.mean_squared_error(y, model(x)),
         reported.append,
     )
     assert diverged == (diverged_at is not None)
     assert last.epoch == (len(losses) - 1 if diverged_at is None else diverged_at)
-    assert [state.epoch for state in reported] == list(
-        range(diverged_at or len(losses))
-    )
+    assert len(reported) == (diverged_at or len(losses))
 
 
 def test_batches_are_one_update_each_in_order(default_data, train_on):

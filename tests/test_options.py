@@ -109,7 +109,7 @@ def test_progress_keeps_bounded_memory_whatever_the_epochs():
     import tracemalloc
 
     for epochs in (2_000, 150_000):
-        progress = main.Progress(epochs, fit_loss_column=False)
+        progress = main.Progress(epochs, False, reports_after_a_pass=True)
         main.sys.stdout, real = io.StringIO(), main.sys.stdout
         tracemalloc.start()
         try:
@@ -467,7 +467,7 @@ def test_noise_too_small_for_float32_is_not_blamed(capsys):
 def test_mini_batches_settle_near_least_squares_and_say_so(capsys):
     """With a fixed rate, batches end each epoch at a point near least squares,
     not on it: the verdict says a smaller rate, not more epochs, gets closer."""
-    gaps, argv = [], ["--num-examples", "200", "--batch-size", "20", "--epochs", "40"]
+    gaps, argv = [], ["--num-examples", "200", "--batch-size", "20", "--epochs", "60"]
     for rate in ("0.1", "0.01"):
         _, out, _ = run_main(capsys, *argv, "--learning-rate", rate)
         assert "Not converged" in out and "Try more --epochs" not in out
