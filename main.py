@@ -87,10 +87,9 @@ def mean_squared_error(y_true, y_pred):
 # 4. One training step: forward pass on a tape, gradients, update. ----------------
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
-    # A GradientTape records the operations run inside its `with` block on the
-    # trainable Variables it watches (all of them, on its own; a constant only after
-    # tape.watch). So the loss is computed inside: computed outside, its gradient
-    # is None.
+    # A GradientTape records the operations run inside its `with` block on what it
+    # watches: trainable Variables on their own, a constant only after tape.watch.
+    # So the loss is computed inside: computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
     # Ask after the block: inside it, gradient() stops this tape recording. This
@@ -172,18 +171,18 @@ def least_squares(x, y):
 
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
-    # The loss is a bowl: quadratic in (W, b), so its gradient grows linearly with
-    # the distance d = (W, b) - (least-squares W, b): gradient = H d, with the
-    # Hessian (second derivatives) H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]].
-    # A step subtracts rate * H d, so it maps d to (I - rate*H) d. With x from
-    # N(0, 1), mean(x**2) is about 1 and mean(x) about 0, so H is about 2*I and a
-    # step multiplies d by about |1 - 2*rate|: rates below about 1 shrink d, and
-    # about 0.5 lands in one step. Exactly: along an eigenvector of H (eigenvalue
-    # lam) the factor is |1 - rate*lam|, so every direction shrinks only for rates
-    # below 2/lam_max, the stability limit (near it, training crawls), and the worse
-    # factor is smallest at the balanced rate 2/(lam_min + lam_max).
-    # Each batch has its own H; the smallest limit over batches is returned. A
-    # balanced rate is returned only for one batch: batches would each want theirs.
+    # The loss is a bowl: quadratic in (W, b), so its gradient grows in a straight
+    # line with the distance d = (W, b) - (least-squares W, b): gradient = H d, where
+    # H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]] holds the second derivatives
+    # (the Hessian). A step subtracts rate * H d, so it maps d to (I - rate*H) d.
+    # With x from N(0, 1), mean(x**2) is about 1 and mean(x) about 0, so H is about
+    # 2*I: a step multiplies d by about |1 - 2*rate|. Rates below about 1 shrink d,
+    # and near 0.5 it almost vanishes in one step. Exactly, along each eigenvector
+    # of H (eigenvalue lam) the factor is |1 - rate*lam|: every direction shrinks
+    # only below 2/lam_max, the stability limit (near it the factor nears 1 and
+    # training crawls), and the larger factor is smallest at the balanced rate
+    # 2/(lam_min + lam_max). Each batch has its own H: the smallest limit of any
+    # batch is returned, and a balanced rate only for a single batch.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
@@ -214,14 +213,14 @@ def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
         return f"{head} (gap {gap:.1e}).\n{why}"
     head = f"Not converged: learned W and b are {gap:.1e} from least squares "
     head += f"(more than {tolerance:g}).\n"
-    # An update smaller than half the gap between float32 numbers rounds away.
+    # An update smaller than half the gap to the next float32 number rounds away.
     error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
-    gradient = -2 * np.mean(x * error), -2 * np.mean(error)
-    moves = [
-        learning_rate * abs(g) >= np.spacing(np.float32(v)) / 2
-        for v, g in zip((w, b), gradient)
-    ]
-    stuck = " and ".join(k for k, m in zip("Wb", moves) if not m)
+    steps = (
+        learning_rate * 2 * abs(np.mean(x * error)),
+        learning_rate * 2 * abs(np.mean(error)),
+    )
+    gaps = np.spacing(np.float32(w)), np.spacing(np.float32(b))
+    stuck = " and ".join(k for k, s, g in zip("Wb", steps, gaps) if s < g / 2)
     if stuck:
         return f"""{head}{stuck} cannot change: each update is less than half the gap between
 float32 numbers there, so it rounds away. Use a larger --learning-rate."""
@@ -235,13 +234,11 @@ it. More --epochs change nothing; a smaller --learning-rate lands closer."""
 
 def summary(x, y, rows):
     """A line per (label, W, b), each with its loss computed alike, in float64."""
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    losses = [np.mean(np.square(y64 - (x64 * w + b))) for _, w, b in rows]
-    lines = [
-        f"{r[0]:<15}W={r[1]:.5f}  b={r[2]:.5f}  loss={loss:.5f}"
-        for r, loss in zip(rows, losses)
-    ]
-    return "\n" + "\n".join(lines)
+    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
+    for label, w, b in rows:
+        loss = np.mean(np.square(y64 - (x64 * w + b)))
+        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
+    return "\n".join(lines)
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -337,10 +334,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="main.py")
     for name, default, *limits in OPTIONS:
         shown = "all examples" if default is None else default
-        help_ = f"{limits[-1]} (default: {shown})"
-        parser.add_argument(
-            f"--{name}", type=option_type(*limits), default=default, help=help_
-        )
+        kind, help_ = option_type(*limits), f"{limits[-1]} (default: {shown})"
+        parser.add_argument(f"--{name}", type=kind, default=default, help=help_)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -381,23 +376,21 @@ def plot_problem(path):
 
 
 class Progress:
-    """report() for train() and fit(): prints the table; keeps what the summary and
-    the figure need, in memory bounded whatever the number of epochs."""
+    """report() for train() and fit(): prints table rows; keeps what the summary
+    and the figure need, in memory bounded whatever the number of epochs."""
 
-    def __init__(self, epochs, fit_loss_column, reports_after_a_pass):
+    def __init__(self, epochs, fit_loss_column):
         self.epochs, self.fit_loss_column = epochs, fit_loss_column
-        self.after_a_pass = reports_after_a_pass  # train(): row k after pass k + 1
         self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
         self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
-        self.kept, self.last_two, self.times, self.path = [], [], {}, [INITIAL]
+        self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
         self.printed = self.started = time.perf_counter()
         fit_loss = f"  {'fit() loss':>12}" if fit_loss_column else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{fit_loss}")
 
     def __call__(self, state):
         now, epoch = time.perf_counter(), state.epoch
-        self.times[min(epoch, 2)] = now  # epoch 0, epoch 1 and the latest
-        self.last_two = [*self.last_two[-1:], state]
+        self.times, self.last_two = [*self.times[:1], now], [*self.last_two[-1:], state]
         if epoch % self.keep_every == 0 or epoch == self.epochs:
             self.kept.append(state)
         due = epoch % self.row_every == 0 or epoch == self.epochs
@@ -418,18 +411,14 @@ class Progress:
 
         return recorded
 
-    def timing(self, what, tracing):
-        """How long it took: the first pass (tracing included) apart from the rest."""
-        n, times, after = self.epochs, self.times, self.after_a_pass
-        start, first, last = (
-            self.started if after else times[0],
-            times[1 - after],
-            times[min(n, 2)],
-        )
-        line = f"{what} took {last - self.started:.3f} s: epoch 1 took "
-        line += f"{first - start:.3f} s" + " (tracing the graph included)" * tracing
-        later = (last - first) / max(1, n - 1) * 1e3
-        return line + (f",\nthen {later:.3f} ms per epoch." if n > 1 else ".")
+    def timing(self, tracing):
+        """How long train() took: its first pass (row 0 comes after it) apart."""
+        (first, last), n = self.times, self.epochs
+        line = f"Training took {last - self.started:.3f} s: epoch 1 took "
+        line += f"{first - self.started:.3f} s"
+        line += " (tracing the graph included)" * tracing
+        later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
+        return line + (later if n > 1 else ".")
 
     def stopped(self, what):
         """Say where Ctrl-C stopped `what`; return the exit status, 130."""
@@ -448,17 +437,12 @@ def why_not(last, start_loss, rate, stable, balanced):
     if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
         epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
         what = f"has not diverged within {epochs}, but cannot converge"
-    limit = f"{math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down: still a bound
-    lines = [f"Training {what}."]
+    lines, limit = [f"Training {what}."], f"{math.floor(stable * 1e5) / 1e5:.5f}"
     if rate >= stable:  # always, with a full batch; batches each have their own
-        of_batches = "" if balanced else " (the smallest of any batch)"
-        lines.append(f"The learning rate {rate:g} is not below the stability limit")
-        lines[-1] += f" {limit}{of_batches}."
-    use = (
-        f"balanced {balanced:.5f}"
-        if balanced
-        else f"every step is stable below {limit}"
-    )
+        lines.append(f"The learning rate {rate:g} is not below the stability limit ")
+        lines[-1] += limit + ("." if balanced else ", the smallest of any batch.")
+    use = f"every step is stable below {limit}"
+    use = f"balanced {balanced:.5f}" if balanced else use
     return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
 
 
@@ -477,21 +461,20 @@ def save_plot(path, x, y, kept, fitted, walk):
     loss_ax.plot(epochs, loss)
     loss_ax.axhline(np.mean(np.square(y - (x * TRUE_W + TRUE_B))), color="k", ls="--")
     loss_ax.legend(["loss (MSE)", "loss at true W, b"])
-    # The loss on a grid of (W, b), from five means of the data: it is quadratic.
+    # The loss on a grid of (W, b) from five means of the data, since it is quadratic.
     half = 1.1 * np.abs(walk - fitted).max() + 0.1  # the whole path, and some room
     gw, gb = np.meshgrid(*(np.linspace(c - half, c + half, 101) for c in fitted))
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
     bowl = gw * gw * xx + 2 * gw * gb * x1 + gb * gb - 2 * gw * xy - 2 * gb * y1 + yy
     levels = np.geomspace(bowl.min(), bowl.max(), 15)
-    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7", linewidths=0.8)
+    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7")
     bowl_ax.plot(walk[:, 0], walk[:, 1], "r.-", ms=3, lw=0.8)
     bowl_ax.plot(*fitted, "k*", ms=10)
     bowl_ax.legend([f"W, b: first {len(walk) - 1} updates", "least squares"])
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
-    bowl_ax.set(title="(c) loss contours and the path", xlabel="W", ylabel="b")
-    bowl_ax.set_aspect("equal")
+    bowl_ax.set(title="(c) loss contours, path", xlabel="W", ylabel="b", aspect=1)
     fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
@@ -508,32 +491,29 @@ def print_header(args, batch_size, stable, balanced):
         passes += f"{batch_size}" + " (the last smaller)" * (size % batch_size > 0)
     rates = f"stable below {math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down
     rates += f", balanced {balanced:.5f}" if balanced else " for every batch"
-    print(
-        f"Data: {size:,} examples of y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std"
-        f" {args.noise:g}, seed {args.seed}).\nTraining: {passes} from W={INITIAL_W:g}"
-        f", b={INITIAL_B:g},\n          step run {mode},\n          learning rate "
-        f"{args.learning_rate:g} ({rates}).\n"
-    )
+    line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
+    print(f"Data: {size:,} examples of {line}, seed {args.seed}).")
+    print(f"Training: {passes} from W={INITIAL_W:g}, b={INITIAL_B:g},")
+    print(f"          step run {mode},")
+    print(f"          learning rate {args.learning_rate:g} ({rates}).\n")
 
 
 def run_keras(args, x, y, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
     print("\nThe same training with Keras's compile() and fit():\n")
-    progress = Progress(args.epochs, True, reports_after_a_pass=False)
+    progress, rate, n = Progress(args.epochs, True), args.learning_rate, args.epochs
     report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
     try:
-        rate, epochs = args.learning_rate, args.epochs
-        fit = fit_with_keras(
-            x, y, rate, epochs, batch_size, INITIAL, callbacks=[report]
-        )
+        fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
     except KeyboardInterrupt:
         return progress.stopped("fit()")
+    seconds = time.perf_counter() - progress.started
     difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
     same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
-    agrees = "agrees with" if same else "DIFFERS from"
     print(summary(x, y, [("keras fit()", *fit)]))
+    agrees = "agrees with" if same else "DIFFERS from"
     print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
-    print(progress.timing("fit()", tracing=True))
+    print(f"fit() took {seconds:.3f} s for {n} epoch{'s' * (n > 1)}, tracing included.")
     return 0
 
 
@@ -541,36 +521,29 @@ def run(args, parser):
     """Everything main() does once the command line is checked."""
     with np.errstate(over="ignore"):  # an overflow is refused below
         x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
-    # Pool freed tensor memory for reuse (TensorFlow's BFC allocator; read when it
-    # first allocates): on some CPUs, without it, each big tensor comes fresh from
-    # the system. Then tensors, once: the step would convert NumPy arrays every call.
+    # Pool freed tensor memory for reuse (TensorFlow's BFC allocator, read at its
+    # first allocation): on some CPUs, each big tensor otherwise comes fresh from
+    # the system. Then tensors, once: the step would convert NumPy arrays each call.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # so TensorFlow's start-up
-    start = x_tensor * INITIAL_W + INITIAL_B  # lines come before any of ours
+    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # TensorFlow's first work,
+    start = x_tensor * INITIAL_W + INITIAL_B  # so its start-up lines come first
     if not math.isfinite(mean_squared_error(y_tensor, start)):
-        parser.error(
-            f"argument --noise: with noise std {args.noise:g}, the loss overflows "
-            "float32 (largest 3.4e+38); expected a smaller value"
-        )
+        overflow = f"with noise std {args.noise:g}, the loss overflows float32"
+        parser.error(f"argument --noise: {overflow}; expected a smaller value")
     batch_size = min(args.batch_size or len(x), len(x))
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batch_size, stable, balanced)
-    progress = Progress(args.epochs, args.keras, reports_after_a_pass=True)
-    rate = args.learning_rate
+    progress, rate = Progress(args.epochs, args.keras), args.learning_rate
     step = progress.recording(make_step(args.eager, args.jit_compile))
-    model = LinearModel(*INITIAL)
+    data = (x_tensor, y_tensor, rate, args.epochs, batch_size)
     try:
-        last, diverged = train(
-            model, x_tensor, y_tensor, rate, args.epochs, batch_size, step, progress
-        )
+        last, diverged = train(LinearModel(*INITIAL), *data, step, progress)
     except KeyboardInterrupt:
         return progress.stopped("training")
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
         message = why_not(last, progress.kept[0].loss, rate, stable, balanced)
-        message += (
-            "\nkeras fit() was not run: it would take the same steps." * args.keras
-        )
-        print(message, file=sys.stderr)
+        not_run = "\nkeras fit() was not run: it would take the same steps."
+        print(message + not_run * args.keras, file=sys.stderr)
         return 1
     return finish(args, x, y, batch_size, progress, balanced)
 
@@ -582,16 +555,17 @@ def finish(args, x, y, batch_size, progress, balanced):
     print(summary(x, y, [*rows, ("true", TRUE_W, TRUE_B)]))
     batches, rate = -(-len(x) // batch_size), args.learning_rate
     print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
-    print(progress.timing("Training", tracing=not args.eager))
+    print(progress.timing(tracing=not args.eager))
     if args.keras and run_keras(args, x, y, batch_size, last):
         return 130
-    if args.plot is not None:
-        try:
-            save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
-        except OSError as error:
-            print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
-            return 2
-        print(f"Saved the figure to {args.plot}.")
+    if args.plot is None:
+        return 0
+    try:
+        save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
+    except OSError as error:
+        print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
+        return 2
+    print(f"Saved the figure to {args.plot}.")
     return 0
 
 
@@ -608,8 +582,8 @@ def main(argv=None):
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
         return 130
     except (MemoryError, tf.errors.ResourceExhaustedError):
-        examples = f"argument --num-examples: out of memory with {args.num_examples:,}"
-        print(f"main.py: error: {examples} examples; try fewer", file=sys.stderr)
+        examples = f"--num-examples: out of memory with {args.num_examples:,} examples"
+        print(f"main.py: error: argument {examples}; try fewer", file=sys.stderr)
         return 2
     except OSError as error:  # writing the output: a closed pipe, a full disk
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry

@@ -109,7 +109,7 @@ def test_progress_keeps_bounded_memory_whatever_the_epochs():
     import tracemalloc
 
     for epochs in (2_000, 150_000):
-        progress = main.Progress(epochs, False, reports_after_a_pass=True)
+        progress = main.Progress(epochs, fit_loss_column=False)
         main.sys.stdout, real = io.StringIO(), main.sys.stdout
         tracemalloc.start()
         try:
