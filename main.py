@@ -26,10 +26,8 @@ try:  # the packages that requirements.txt installs
     import numpy as np
     import tensorflow as tf
 except ModuleNotFoundError as missing:  # one line instead of a traceback
-    print(
-        f"main.py: error: {missing}; see README: pip install -r requirements.txt",
-        file=sys.stderr,
-    )
+    fix = "activate the virtual environment, or pip install -r requirements.txt"
+    print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
     sys.exit(2)
 except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads
     sys.exit(130)
@@ -52,8 +50,8 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
     # float32 on purpose: the Variables below are float32, and NumPy's default is
-    # float64. A float64 tensor times a float32 Variable raises an error (README's
-    # FAQ shows which); drawing float32 from the start avoids it.
+    # float64. A float64 tensor (TensorFlow's array) times a float32 Variable raises
+    # an error (README's FAQ shows which); drawing float32 from the start avoids it.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     # The noise is why even W=3, b=2 leave a loss: mean(noise**2), about noise_std**2.
@@ -67,8 +65,9 @@ class LinearModel(tf.Module):
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
         # Variables, because tensors are immutable and training changes w and b in
-        # place (a bias made with tf.zeros(()) has no assign_sub). tf.Module finds
-        # Variable attributes: model.trainable_variables lists both, sorted by name.
+        # place (a bias made with tf.zeros(()) is a tensor: it cannot be updated).
+        # tf.Module finds Variable attributes: model.trainable_variables lists both,
+        # ordered by attribute name (b, then w).
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -84,7 +83,7 @@ def mean_squared_error(y_true, y_pred):
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
-# 4. One training step: forward pass on a tape, gradients, update. ----------------
+# 4. One training step: predictions and loss on a tape, gradients, update. --------
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block on what it
@@ -92,9 +91,9 @@ def train_step(model, x, y, learning_rate):
     # So the loss is computed inside: computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask after the block: inside it, gradient() stops this tape recording. This
-    # non-persistent tape gives gradients once; a second call raises RuntimeError.
-    # For this model they equal the hand derivation
+    # Ask for the gradients after the block: inside it, gradient() stops this tape
+    # recording. A tape made without persistent=True gives them once; a second call
+    # raises RuntimeError. For this model they equal the hand derivation
     #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it, by learning rate x gradient
@@ -115,7 +114,8 @@ def make_step(eager=False, jit_compile=False):
     # new input shape or dtype, or a new Python value such as another learning rate,
     # traces again; NumPy arrays passed in are converted anew on every call. To
     # debug, use --eager or tf.config.run_functions_eagerly(True). jit_compile=True
-    # has XLA fuse the step's operations into fewer passes over the data.
+    # has XLA, TensorFlow's compiler, fuse the step's operations into fewer passes
+    # over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
@@ -124,23 +124,27 @@ def make_step(eager=False, jit_compile=False):
 # each. One batch of all the data (full batch) takes one exact gradient step per
 # epoch; smaller batches take cheaper, rougher steps (mini-batch gradient descent).
 # A record per epoch: W and b after `epoch` passes, the loss over all the data at
-# exactly them, and the mean of that epoch's batch losses (each from before its
-# update), which is what Keras's fit() reports as an epoch's loss.
+# exactly them, and the mean of that epoch's batch losses weighted by batch size
+# (each from before its update), which is what Keras's fit() reports.
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` passes, report() each Epoch; return the last, and if it diverged."""
+    """Run `epochs` passes over x and y, handing each Epoch to report() (main.py's
+    prints the table); return the last Epoch, and whether training diverged."""
+    # The batches, sliced once: x[0:B], x[B:2B], ..., the last maybe smaller.
     starts = range(0, len(x), batch_size)
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
     for epoch in range(epochs + 1):
-        w, b, loss = float(model.w), float(model.b), None
-        if len(batches) > 1 or epoch == epochs:  # the loss over all the data at w, b
-            loss = float(mean_squared_error(y, model(x)))
-        if epoch < epochs:  # a pass: each step returns its loss from before its update
+        w, b = float(model.w), float(model.b)
+        # The loss over all the data at exactly w, b. With one batch, the next step
+        # computes just that (before its update), so then its loss is reused.
+        reuse = len(batches) == 1 and epoch < epochs
+        loss = None if reuse else float(mean_squared_error(y, model(x)))
+        if epoch < epochs:  # one pass: a step per batch, in order
             losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
-            loss = losses[0] if loss is None else loss  # one batch: the loss at w, b
+            loss = losses[0] if reuse else loss
         state = Epoch(epoch, w, b, loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
         # Too large a learning rate overshoots more each step: the loss grows
@@ -260,7 +264,8 @@ class KerasLine(keras.Model):
 
 class ReportEachEpoch(keras.callbacks.Callback):
     """fit() calls its callbacks' methods at set points; this one reports each epoch
-    as train() does (fit()'s own History callback records its logs the same way)."""
+    as train() does. fit() passes on_epoch_end the epoch's results in `logs`; its
+    own History callback keeps them, and returns from fit() as model.history."""
 
     def __init__(self, x, y, report):
         super().__init__()
@@ -285,8 +290,8 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
     # fit()'s default is batches of 32 in an order shuffled every epoch. The same
     # batches in order (shuffle=False) are train()'s steps: same W and b each epoch.
-    # The loss fit() reports is the mean of the epoch's batch losses, each from
-    # before its update: with one batch it is the loss one epoch back.
+    # The loss fit() reports is the mean of the epoch's batch losses, weighted by
+    # batch size, each from before its update: with one batch, the loss an epoch back.
     # verbose=0 hides fit()'s progress bar; its callbacks and loss metric still run.
     options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
@@ -302,13 +307,20 @@ PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
 BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
 INITIAL = (INITIAL_W, INITIAL_B)
-# The number options: name, default, lowest and highest value, what it accepts.
+# The number options: name, default, lowest and highest value (math.ulp(0) is the
+# smallest float above 0), and what it accepts.
 OPTIONS = [
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
-    ("learning-rate", LEARNING_RATE, 5e-324, 1.7e308, "a finite number > 0"),
+    (
+        "learning-rate",
+        LEARNING_RATE,
+        math.ulp(0),
+        sys.float_info.max,
+        "a finite number > 0",
+    ),
     ("num-examples", NUM_EXAMPLES, 2, 1e15, "an integer from 2 to 1e15"),
     ("batch-size", BATCH_SIZE, 1, 1e15, "an integer from 1 to 1e15"),
-    ("noise", NOISE_STD, 0, 1.7e308, "a finite number >= 0"),
+    ("noise", NOISE_STD, 0, sys.float_info.max, "a finite number >= 0"),
     ("seed", SEED, 0, 1e15, "an integer from 0 to 1e15"),
 ]
 
@@ -436,7 +448,8 @@ def why_not(last, start_loss, rate, stable, balanced):
         what += f" to {last.loss:.5g}, over 10 times its start"
     if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
         epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
-        what = f"has not diverged within {epochs}, but cannot converge"
+        what = f"has not diverged within {epochs}, but cannot converge: along one"
+        what += " direction each step overshoots a little more than the last"
     lines, limit = [f"Training {what}."], f"{math.floor(stable * 1e5) / 1e5:.5f}"
     if rate >= stable:  # always, with a full batch; batches each have their own
         lines.append(f"The learning rate {rate:g} is not below the stability limit ")
