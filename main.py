@@ -236,6 +236,25 @@ it. More --epochs change nothing; a smaller --learning-rate lands closer."""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
 
+def why_no_convergence(last, start_loss, rate, stable, balanced):
+    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
+    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    if math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
+        what += f" to {last.loss:.5g}, over 10 times its start"
+    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
+        epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
+        what = f"has not diverged within {epochs}, but cannot converge: along one"
+        what += " direction each step overshoots a little more than the last"
+    lines, limit = [f"Training {what}."], f"{math.floor(stable * 1e5) / 1e5:.5f}"
+    if rate >= stable:  # always, with a full batch; batches each have their own
+        lines.append(f"The learning rate {rate:g} is not below the stability limit ")
+        lines[-1] += limit + ("." if balanced else ", the smallest of any batch.")
+    use = f"every step is stable below {limit}"
+    use = f"balanced {balanced:.5f}" if balanced else use
+    return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
+
+
 def summary(x, y, rows):
     """A line per (label, W, b), each with its loss computed alike, in float64."""
     x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
@@ -307,20 +326,14 @@ PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
 BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
 INITIAL = (INITIAL_W, INITIAL_B)
-# The number options: name, default, lowest and highest value (math.ulp(0) is the
-# smallest float above 0), and what it accepts.
+LARGEST = sys.float_info.max  # the largest finite float
+# The number options: name, default, lowest and highest value, what it accepts.
 OPTIONS = [
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
-    (
-        "learning-rate",
-        LEARNING_RATE,
-        math.ulp(0),
-        sys.float_info.max,
-        "a finite number > 0",
-    ),
+    ("learning-rate", LEARNING_RATE, math.ulp(0), LARGEST, "a finite number > 0"),
     ("num-examples", NUM_EXAMPLES, 2, 1e15, "an integer from 2 to 1e15"),
     ("batch-size", BATCH_SIZE, 1, 1e15, "an integer from 1 to 1e15"),
-    ("noise", NOISE_STD, 0, sys.float_info.max, "a finite number >= 0"),
+    ("noise", NOISE_STD, 0, LARGEST, "a finite number >= 0"),
     ("seed", SEED, 0, 1e15, "an integer from 0 to 1e15"),
 ]
 
@@ -440,25 +453,6 @@ class Progress:
         return 130
 
 
-def why_not(last, start_loss, rate, stable, balanced):
-    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    if math.isfinite(last.loss):
-        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
-        what += f" to {last.loss:.5g}, over 10 times its start"
-    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
-        epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
-        what = f"has not diverged within {epochs}, but cannot converge: along one"
-        what += " direction each step overshoots a little more than the last"
-    lines, limit = [f"Training {what}."], f"{math.floor(stable * 1e5) / 1e5:.5f}"
-    if rate >= stable:  # always, with a full batch; batches each have their own
-        lines.append(f"The learning rate {rate:g} is not below the stability limit ")
-        lines[-1] += limit + ("." if balanced else ", the smallest of any batch.")
-    use = f"every step is stable below {limit}"
-    use = f"balanced {balanced:.5f}" if balanced else use
-    return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
-
-
 def save_plot(path, x, y, kept, fitted, walk):
     """Save a PNG: data and lines, loss per epoch, and the path on the loss bowl."""
     from matplotlib.figure import Figure  # optional: only --plot needs matplotlib
@@ -554,7 +548,9 @@ def run(args, parser):
     except KeyboardInterrupt:
         return progress.stopped("training")
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
-        message = why_not(last, progress.kept[0].loss, rate, stable, balanced)
+        message = why_no_convergence(
+            last, progress.kept[0].loss, rate, stable, balanced
+        )
         not_run = "\nkeras fit() was not run: it would take the same steps."
         print(message + not_run * args.keras, file=sys.stderr)
         return 1
