@@ -181,10 +181,11 @@ def stable_and_balanced_rates(x, batch_size):
     # (the Hessian). A step subtracts rate * H d, so it maps d to (I - rate*H) d.
     # With x from N(0, 1), mean(x**2) is about 1 and mean(x) about 0, so H is about
     # 2*I: a step multiplies d by about |1 - 2*rate|. Rates below about 1 shrink d,
-    # and near 0.5 it almost vanishes in one step. Exactly, along each eigenvector
-    # of H (eigenvalue lam) the factor is |1 - rate*lam|: every direction shrinks
-    # only below 2/lam_max, the stability limit (near it the factor nears 1 and
-    # training crawls), and the larger factor is smallest at the balanced rate
+    # and near 0.5 it almost vanishes in one step. Exactly: H has two eigenvectors,
+    # directions along which it only scales d, by its eigenvalues lam; along each, a
+    # step multiplies d by |1 - rate*lam|. So every direction shrinks only below
+    # 2/lam_max, the stability limit (near it the factor nears 1 and training
+    # crawls), and the larger factor is smallest at the balanced rate
     # 2/(lam_min + lam_max). Each batch has its own H: the smallest limit of any
     # batch is returned, and a balanced rate only for a single batch.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
