@@ -218,21 +218,24 @@ def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
         return f"{head} (gap {gap:.1e}).\n{why}"
     head = f"Not converged: learned W and b are {gap:.1e} from least squares "
     head += f"(more than {tolerance:g}).\n"
-    # An update smaller than half the gap to the next float32 number rounds away.
+    # The gradient over all the data at w, b (float64), for the two checks below.
     error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
-    steps = (
-        learning_rate * 2 * abs(np.mean(x * error)),
-        learning_rate * 2 * abs(np.mean(error)),
+    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
+    # An update smaller than half the gap to the next float32 number rounds away.
+    gaps = np.spacing(np.float32([w, b]))
+    stuck = " and ".join(
+        k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2
     )
-    gaps = np.spacing(np.float32(w)), np.spacing(np.float32(b))
-    stuck = " and ".join(k for k, s, g in zip("Wb", steps, gaps) if s < g / 2)
     if stuck:
         return f"""{head}{stuck} cannot change: each update is less than half the gap between
 float32 numbers there, so it rounds away. Use a larger --learning-rate."""
-    if batches > 1 and max(abs(w - w0), abs(b - b0)) <= tolerance:
-        return f"""{head}Each update follows one batch's gradient, not all the data's, so with
-a fixed learning rate each epoch ends at a point near least squares, not on
-it. More --epochs change nothing; a smaller --learning-rate lands closer."""
+    # With batches, an epoch's updates can cancel out: W and b then end each epoch
+    # where they started it, though the gradient over all the data is not zero.
+    moved = max(abs(w - w0), abs(b - b0))
+    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
+        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
+fixed learning rate their pulls cancel out each epoch short of least squares.
+More --epochs change nothing; a smaller --learning-rate lands closer."""
     rate = f" (balanced {balanced:.5f})" if balanced else ""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
@@ -272,27 +275,29 @@ class KerasLine(keras.Model):
     def __init__(self, initial_w, initial_b):
         super().__init__()
         # add_weight, not tf.Variable: Keras 3 does not track plain tf.Variable
-        # attributes (TensorFlow's guide uses them), so trainable_weights would be
-        # empty and fit() would train nothing, with only a warning.
+        # attributes (TensorFlow's guide uses them), so trainable_weights (Keras's
+        # trainable_variables) would be empty and fit() would train nothing, with only a warning.
         start = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
 
-    def call(self, x):
+    def call(self, x):  # Keras models define call(); model(x) runs it
         return x * self.w + self.b
 
 
 class ReportEachEpoch(keras.callbacks.Callback):
     """fit() calls its callbacks' methods at set points; this one reports each epoch
     as train() does. fit() passes on_epoch_end the epoch's results in `logs`; its
-    own History callback keeps them, and returns from fit() as model.history."""
+    own History callback keeps them, and fit() returns it."""
 
     def __init__(self, x, y, report):
         super().__init__()
         self.x, self.y, self.report = x, y, report
 
     def on_train_begin(self, logs=None):
-        self.on_epoch_end(-1, {})  # epoch 0: where training starts
+        self.on_epoch_end(
+            -1, {}
+        )  # epoch 0, where training starts (fit() counts from 0)
 
     def on_epoch_end(self, epoch, logs=None):
         w, b = float(self.model.w), float(self.model.b)
@@ -309,7 +314,8 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
     # fit()'s default is batches of 32 in an order shuffled every epoch. The same
-    # batches in order (shuffle=False) are train()'s steps: same W and b each epoch.
+    # batches in order (shuffle=False) are train()'s steps: the same W and b each
+    # epoch, to float32 rounding.
     # The loss fit() reports is the mean of the epoch's batch losses, weighted by
     # batch size, each from before its update: with one batch, the loss an epoch back.
     # verbose=0 hides fit()'s progress bar; its callbacks and loss metric still run.
@@ -321,7 +327,7 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 # ==================================================================================
 # The rest is machinery you may skip: the command line, the report and the figure.
 # ==================================================================================
-TABLE_ROWS = 10  # evenly spaced table rows, besides epoch 0 and the last
+TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the last
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
@@ -405,14 +411,14 @@ class Progress:
     """report() for train() and fit(): prints table rows; keeps what the summary
     and the figure need, in memory bounded whatever the number of epochs."""
 
-    def __init__(self, epochs, fit_loss_column):
-        self.epochs, self.fit_loss_column = epochs, fit_loss_column
+    def __init__(self, epochs, batch_loss_title=None):
+        self.epochs, self.batch_loss_title = epochs, batch_loss_title
         self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
         self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
         self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
         self.printed = self.started = time.perf_counter()
-        fit_loss = f"  {'fit() loss':>12}" if fit_loss_column else ""
-        print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{fit_loss}")
+        title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
+        print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
     def __call__(self, state):
         now, epoch = time.perf_counter(), state.epoch
@@ -421,10 +427,23 @@ class Progress:
             self.kept.append(state)
         due = epoch % self.row_every == 0 or epoch == self.epochs
         if due or now - self.printed >= PROGRESS_SECONDS:
-            row = f"{epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
-            fit_loss = self.fit_loss_column and state.batch_loss is not None
-            print(row + (f"  {state.batch_loss:>12.5f}" if fit_loss else ""))
+            self.print_row(state)
             self.printed = now
+
+    def print_row(self, state):
+        row = (
+            f"{state.epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
+        )
+        batch_loss = self.batch_loss_title and state.batch_loss is not None
+        print(row + (f"  {state.batch_loss:>12.5f}" if batch_loss else ""))
+
+    def show_divergence(self, last):
+        """Print the rows that lead to a diverged `last`, if not printed yet."""
+        previous = self.last_two[-1]
+        if previous.epoch % self.row_every:  # not a due row, so maybe not printed
+            self.print_row(previous)
+        if math.isfinite(last.loss):
+            self.print_row(last)
 
     def recording(self, step):
         """`step`, which also keeps W and b after each of its first PATH_STEPS calls."""
@@ -498,7 +517,7 @@ def print_header(args, batch_size, stable, balanced):
         passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches of "
         passes += f"{batch_size}" + " (the last smaller)" * (size % batch_size > 0)
     rates = f"stable below {math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down
-    rates += f", balanced {balanced:.5f}" if balanced else " for every batch"
+    rates += f", balanced {balanced:.5f}" if balanced else " for every batch's step"
     line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
     print(f"Data: {size:,} examples of {line}, seed {args.seed}).")
     print(f"Training: {passes} from W={INITIAL_W:g}, b={INITIAL_B:g},")
@@ -509,7 +528,8 @@ def print_header(args, batch_size, stable, balanced):
 def run_keras(args, x, y, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
     print("\nThe same training with Keras's compile() and fit():\n")
-    progress, rate, n = Progress(args.epochs, True), args.learning_rate, args.epochs
+    progress, rate = Progress(args.epochs, "fit() loss"), args.learning_rate
+    n = args.epochs
     report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
     try:
         fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
@@ -541,7 +561,8 @@ def run(args, parser):
     batch_size = min(args.batch_size or len(x), len(x))
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batch_size, stable, balanced)
-    progress, rate = Progress(args.epochs, args.keras), args.learning_rate
+    progress = Progress(args.epochs, "batch mean" if args.keras else None)
+    rate = args.learning_rate
     step = progress.recording(make_step(args.eager, args.jit_compile))
     data = (x_tensor, y_tensor, rate, args.epochs, batch_size)
     try:
@@ -549,9 +570,9 @@ def run(args, parser):
     except KeyboardInterrupt:
         return progress.stopped("training")
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
-        message = why_no_convergence(
-            last, progress.kept[0].loss, rate, stable, balanced
-        )
+        progress.show_divergence(last)
+        start_loss = progress.kept[0].loss
+        message = why_no_convergence(last, start_loss, rate, stable, balanced)
         not_run = "\nkeras fit() was not run: it would take the same steps."
         print(message + not_run * args.keras, file=sys.stderr)
         return 1

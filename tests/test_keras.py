@@ -113,6 +113,7 @@ def test_keras_option_prints_fit_tables_rows_from_its_callback(capsys):
     hand_part, fit_part = out.split("The same training with Keras")
     assert status == 0
     assert table(hand_part) == table(fit_part) and len(table(fit_part)) == 5
+    assert "batch mean" in hand_part and "fit() loss" in fit_part
     assert list(summary(out)) == ["learned", "least-squares", "true", "keras fit()"]
     np.testing.assert_allclose(summary(out)["keras fit()"], summary(out)["learned"])
     assert "keras fit() agrees with the hand loop" in out

@@ -83,6 +83,11 @@ def test_float64_numpy_array_times_float32_variable_quietly_becomes_float32():
     assert main.LinearModel(5.0, 0.0)(float64_x).dtype == tf.float32
 
 
+def test_float64_numpy_array_times_float32_variable_is_a_type_error_in_tf_function():
+    with pytest.raises(TypeError, match="float32 that does not match type float64"):
+        tf.function(main.LinearModel(5.0, 0.0).__call__)(np.linspace(-1.0, 1.0, 5))
+
+
 def test_noise_floor_least_squares_beats_the_true_line():
     """On noisy data the least-squares loss <= loss at W=3, b=2, both ~ noise**2."""
     for noise in (0.5, 1.0, 2.0):

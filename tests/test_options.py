@@ -109,7 +109,7 @@ def test_progress_keeps_bounded_memory_whatever_the_epochs():
     import tracemalloc
 
     for epochs in (2_000, 150_000):
-        progress = main.Progress(epochs, fit_loss_column=False)
+        progress = main.Progress(epochs)
         main.sys.stdout, real = io.StringIO(), main.sys.stdout
         tracemalloc.start()
         try:
@@ -396,6 +396,14 @@ def test_too_large_learning_rate_exits_1_saying_it_diverged(capsys):
     assert not re.search(r"nan|inf", out, re.IGNORECASE)
 
 
+def test_divergence_shows_the_rows_that_lead_to_it(capsys):
+    """Rows 1 and 2 are not due rows at 100 epochs; on divergence they print."""
+    _, out, _ = run_main(capsys, "--learning-rate", "1.5")
+    rows = table(out)
+    assert [row[0] for row in rows] == [0, 1, 2]
+    assert rows[0][3] < rows[1][3] < rows[2][3]
+
+
 def test_diverged_with_keras_says_fit_was_not_run(capsys):
     status, _, err = run_main(capsys, "--learning-rate", "1.5", "--keras")
     assert status == 1
@@ -475,6 +483,14 @@ def test_mini_batches_settle_near_least_squares_and_say_so(capsys):
         learned, fitted = summary(out)["learned"], summary(out)["least-squares"]
         gaps.append(max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1])))
     assert gaps[1] < gaps[0] / 3
+
+
+def test_mini_batches_crawling_at_a_tiny_rate_are_told_to_train_longer(capsys):
+    """Small epoch-to-epoch moves alone do not mean the batches cancel out: at a
+    tiny rate W still moves as far as its gradient says, so more epochs help."""
+    argv = ["--batch-size", "100", "--learning-rate", "1e-6", "--epochs", "3"]
+    _, out, _ = run_main(capsys, *argv)
+    assert "Try more --epochs" in out and "cancel out" not in out
 
 
 def test_batch_size_header_and_a_batch_larger_than_the_data(capsys):
