@@ -603,7 +603,8 @@ def finish(args, x, y, batch_size, progress, balanced):
 def main(argv=None):
     """Train, print the table and the summary; return the exit status."""
     # Line by line, so that a failed write shows at once; unprintable text escaped.
-    sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
+    if hasattr(sys.stdout, "reconfigure"):  # not a notebook's or a StringIO
+        sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
     try:
         parser, args = parse_args(argv)
         return run(args, parser)

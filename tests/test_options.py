@@ -357,6 +357,16 @@ def test_output_that_cannot_be_written_exits_2_with_one_line(capsys, monkeypatch
     assert err == "main.py: error: cannot write the output: No space left on device\n"
 
 
+def test_main_runs_with_an_output_that_cannot_be_reconfigured(monkeypatch):
+    """As in a notebook, whose output stream is not a plain text file."""
+    import io
+
+    out = io.StringIO()
+    monkeypatch.setattr(main.sys, "stdout", out)
+    assert main.main(["--epochs", "2"]) == 0
+    assert "learned" in out.getvalue()
+
+
 def test_unencodable_plot_name_is_printed_escaped(capsys, monkeypatch, tmp_path):
     """A file name with bytes that are not UTF-8 (a surrogate escape in Python),
     printed to a strict UTF-8 output, comes out escaped instead of failing."""
