@@ -142,8 +142,8 @@ BACKGROUND = {
     "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
     # One process for two proofs, to spare the suite a third TensorFlow start-up.
     # First the INFO lines again, with the log level set only after the import;
-    # then a long main.py run as `python main.py --epochs 1e9 | head -6` would:
-    # its standard output is closed (below) once the table's header is out.
+    # then main.py run as `python main.py --epochs 1e9 | head -6` would: its
+    # standard output is closed (below) once the table's header is out.
     "after_import": (
         [
             "-c",
