@@ -240,6 +240,11 @@ More --epochs change nothing; a smaller --learning-rate lands closer."""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
 
+def rounded_down(limit):
+    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
+    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
+
+
 def why_no_convergence(last, start_loss, rate, stable, balanced):
     """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
     what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
@@ -250,7 +255,7 @@ def why_no_convergence(last, start_loss, rate, stable, balanced):
         epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
         what = f"has not diverged within {epochs}, but cannot converge: along one"
         what += " direction each step overshoots a little more than the last"
-    lines, limit = [f"Training {what}."], f"{math.floor(stable * 1e5) / 1e5:.5f}"
+    lines, limit = [f"Training {what}."], rounded_down(stable)
     if rate >= stable:  # always, with a full batch; batches each have their own
         lines.append(f"The learning rate {rate:g} is not below the stability limit ")
         lines[-1] += limit + ("." if balanced else ", the smallest of any batch.")
@@ -405,6 +410,7 @@ def plot_problem(path):
         return f"cannot write {path!r}: {error.strerror}"
     except ImportError:
         return "needs matplotlib: pip install matplotlib"
+    return None
 
 
 class Progress:
@@ -417,6 +423,7 @@ class Progress:
         self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
         self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
         self.printed = self.started = time.perf_counter()
+        self.printed_epoch = None
         title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
@@ -431,6 +438,7 @@ class Progress:
             self.printed = now
 
     def print_row(self, state):
+        self.printed_epoch = state.epoch
         row = (
             f"{state.epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
         )
@@ -439,9 +447,8 @@ class Progress:
 
     def show_divergence(self, last):
         """Print the rows that lead to a diverged `last`, if not printed yet."""
-        previous = self.last_two[-1]
-        if previous.epoch % self.row_every:  # not a due row, so maybe not printed
-            self.print_row(previous)
+        if self.last_two[-1].epoch != self.printed_epoch:
+            self.print_row(self.last_two[-1])
         if math.isfinite(last.loss):
             self.print_row(last)
 
@@ -516,7 +523,7 @@ def print_header(args, batch_size, stable, balanced):
     if batch_size < size:
         passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches of "
         passes += f"{batch_size}" + " (the last smaller)" * (size % batch_size > 0)
-    rates = f"stable below {math.floor(stable * 1e5) / 1e5:.5f}"  # rounded down
+    rates = f"stable below {rounded_down(stable)}"
     rates += f", balanced {balanced:.5f}" if balanced else " for every batch's step"
     line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
     print(f"Data: {size:,} examples of {line}, seed {args.seed}).")
