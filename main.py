@@ -3,6 +3,8 @@
 A training loop in the open (a tf.Module with two tf.Variables, mean squared
 error, tf.GradientTape, Variable.assign_sub), checked against the exact
 least-squares line. The comments are the lesson; the tests in tests/ check them.
+Sections 1 to 8 build the pieces; run(), after the banner, joins them: make_data,
+LinearModel, make_step, train, least_squares and verdict, then fit_with_keras.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -281,7 +283,8 @@ class KerasLine(keras.Model):
         super().__init__()
         # add_weight, not tf.Variable: Keras 3 does not track plain tf.Variable
         # attributes (TensorFlow's guide uses them), so trainable_weights (Keras's
-        # trainable_variables) would be empty and fit() would train nothing, with only a warning.
+        # trainable_variables) would be empty: fit() would train nothing, with only
+        # a warning.
         start = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
@@ -299,10 +302,8 @@ class ReportEachEpoch(keras.callbacks.Callback):
         super().__init__()
         self.x, self.y, self.report = x, y, report
 
-    def on_train_begin(self, logs=None):
-        self.on_epoch_end(
-            -1, {}
-        )  # epoch 0, where training starts (fit() counts from 0)
+    def on_train_begin(self, logs=None):  # epoch 0: where training starts
+        self.on_epoch_end(-1, {})  # (fit() counts epochs from 0)
 
     def on_epoch_end(self, epoch, logs=None):
         w, b = float(self.model.w), float(self.model.b)
