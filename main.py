@@ -533,12 +533,12 @@ def print_header(args, batch_size, stable, balanced):
     print(f"          learning rate {args.learning_rate:g} ({rates}).\n")
 
 
-def run_keras(args, x, y, batch_size, hand):
+def run_keras(args, x, y, tensors, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
     print("\nThe same training with Keras's compile() and fit():\n")
     progress, rate = Progress(args.epochs, "fit() loss"), args.learning_rate
     n = args.epochs
-    report = ReportEachEpoch(tf.constant(x), tf.constant(y), progress)
+    report = ReportEachEpoch(*tensors, progress)
     try:
         fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
     except KeyboardInterrupt:
@@ -584,10 +584,10 @@ def run(args, parser):
         not_run = "\nkeras fit() was not run: it would take the same steps."
         print(message + not_run * args.keras, file=sys.stderr)
         return 1
-    return finish(args, x, y, batch_size, progress, balanced)
+    return finish(args, x, y, (x_tensor, y_tensor), batch_size, progress, balanced)
 
 
-def finish(args, x, y, batch_size, progress, balanced):
+def finish(args, x, y, tensors, batch_size, progress, balanced):
     """The summary; then fit() and the figure, when asked for."""
     last, fitted = progress.last_two[-1], least_squares(x, y)
     rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
@@ -595,7 +595,7 @@ def finish(args, x, y, batch_size, progress, balanced):
     batches, rate = -(-len(x) // batch_size), args.learning_rate
     print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
     print(progress.timing(tracing=not args.eager))
-    if args.keras and run_keras(args, x, y, batch_size, last):
+    if args.keras and run_keras(args, x, y, tensors, batch_size, last):
         return 130
     if args.plot is None:
         return 0
