@@ -1,10 +1,7 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-A training loop in the open (a tf.Module with two tf.Variables, mean squared
-error, tf.GradientTape, Variable.assign_sub), checked against the exact
-least-squares line. The comments are the lesson; the tests in tests/ check them.
-Sections 1 to 8 build the pieces; run(), after the banner, joins them: make_data,
-LinearModel, make_step, train, least_squares and verdict, then fit_with_keras.
+Sections 1 to 8 are the lesson, to read in order; after the banner, run() joins
+them. The tests in tests/ check what the comments claim.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -18,7 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
 import math
-import stat
 import sys
 import time
 from collections import namedtuple
@@ -39,24 +35,21 @@ TRUE_W = 3.0  # slope that generates the data; training should come close
 TRUE_B = 2.0  # intercept that generates the data
 NUM_EXAMPLES = 1000  # number of (x, y) pairs
 NOISE_STD = 1.0  # standard deviation of the noise added to each y
-LEARNING_RATE = 0.1  # step size: how far each update moves against the gradient
+LEARNING_RATE = 0.1  # how big a step each update of W and b takes (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (full batch)
 SEED = 42  # seeds the data, so every run with the same settings matches
-INITIAL_W = 5.0  # where training starts: far from 3, so you watch it move
-INITIAL_B = 0.0  # likewise far from 2
+INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to watch
 
 
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
-    # float32 on purpose: the Variables below are float32, and NumPy's default is
-    # float64. A float64 tensor (TensorFlow's array) times a float32 Variable raises
-    # an error (README's FAQ shows which); drawing float32 from the start avoids it.
+    # float32, like the Variables below: NumPy's default, float64, does not mix with
+    # them (README's FAQ shows the errors).
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
-    # The noise is why even W=3, b=2 leave a loss: mean(noise**2), about noise_std**2.
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
 
 
@@ -66,10 +59,9 @@ class LinearModel(tf.Module):
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
-        # Variables, because tensors are immutable and training changes w and b in
-        # place (a bias made with tf.zeros(()) is a tensor: it cannot be updated).
-        # tf.Module finds Variable attributes: model.trainable_variables lists both,
-        # ordered by attribute name (b, then w).
+        # Variables, because tensors (TensorFlow's arrays) are immutable and training
+        # changes w and b in place: a bias made with tf.zeros(()) cannot be updated.
+        # tf.Module finds them: model.trainable_variables is [b, w], sorted by name.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -81,7 +73,8 @@ class LinearModel(tf.Module):
 def mean_squared_error(y_true, y_pred):
     """Mean of (y_true - y_pred)**2: one number that says how wrong we are."""
     # Target first, as in Keras. tf.square counts misses above and below the line
-    # alike, big ones more; tf.reduce_mean makes them the one number to minimize.
+    # alike, big ones more; tf.reduce_mean averages them. Even the true line misses
+    # by the noise, so its loss is about noise_std**2.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
@@ -93,15 +86,14 @@ def train_step(model, x, y, learning_rate):
     # So the loss is computed inside: computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask for the gradients after the block: inside it, gradient() stops this tape
-    # recording. A tape made without persistent=True gives them once; a second call
-    # raises RuntimeError. For this model they equal the hand derivation
+    # Gradients after the block (inside it, gradient() stops the tape recording),
+    # and once: a second call raises RuntimeError unless the tape is persistent=True.
+    # They equal the hand derivation
     #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it, by learning rate x gradient
     # (too large a rate overshoots: section 7). assign_sub changes the Variable in
-    # place; `model.w = model.w - ...` would replace it with a plain tensor, whose
-    # next gradient is None.
+    # place; `model.w = model.w - ...` would make it a tensor, with no gradient next.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -113,35 +105,31 @@ def make_step(eager=False, jit_compile=False):
     # Eager mode runs each operation as Python reaches it: easy to debug with print()
     # and pdb. tf.function runs the Python once to trace the operations into a graph,
     # then runs the graph without the Python: same numbers, less Python per step. A
-    # new input shape or dtype, or a new Python value such as another learning rate,
-    # traces again; NumPy arrays passed in are converted anew on every call. To
-    # debug, use --eager or tf.config.run_functions_eagerly(True). jit_compile=True
-    # has XLA, TensorFlow's compiler, fuse the step's operations into fewer passes
-    # over the data.
+    # new input shape or dtype, or another Python value such as the learning rate,
+    # traces again. To debug, use --eager or tf.config.run_functions_eagerly(True).
+    # jit_compile=True has XLA, TensorFlow's compiler, fuse the step's operations
+    # into fewer passes over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
 # 6. The loop: epochs of batches. -------------------------------------------------
-# An epoch is one pass over the data, in batches of batch_size examples, one step
-# each. One batch of all the data (full batch) takes one exact gradient step per
-# epoch; smaller batches take cheaper, rougher steps (mini-batch gradient descent).
-# A record per epoch: W and b after `epoch` passes, the loss over all the data at
-# exactly them, and the mean of that epoch's batch losses weighted by batch size
-# (each from before its update), which is what Keras's fit() reports.
+# An epoch is one pass over the data, in batches of batch_size examples, a step
+# each. One batch of all the data (full batch) is one exact gradient step an epoch;
+# smaller batches take more, cheaper, rougher steps (mini-batch gradient descent).
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` passes over x and y, handing each Epoch to report() (main.py's
-    prints the table); return the last Epoch, and whether training diverged."""
-    # The batches, sliced once: x[0:B], x[B:2B], ..., the last maybe smaller.
-    starts = range(0, len(x), batch_size)
+    """Pass over the data `epochs` times; after each pass (and at the start), give
+    report() an Epoch: W and b, and the loss over all the data at them. Return the
+    last Epoch, and whether training diverged."""
+    starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
     for epoch in range(epochs + 1):
         w, b = float(model.w), float(model.b)
-        # The loss over all the data at exactly w, b. With one batch, the next step
-        # computes just that (before its update), so then its loss is reused.
+        # The loss over all the data at w, b. With one batch, the next step computes
+        # just that (before its update), so its loss is used, sparing a pass.
         reuse = len(batches) == 1 and epoch < epochs
         loss = None if reuse else float(mean_squared_error(y, model(x)))
         if epoch < epochs:  # one pass: a step per batch, in order
@@ -149,26 +137,23 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
             loss = losses[0] if reuse else loss
         state = Epoch(epoch, w, b, loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
-        # Too large a learning rate overshoots more each step: the loss grows
-        # without bound (diverges). A settled float32 loss may still wobble in its
-        # last digits, so only a loss not finite or over 10 times its start counts.
+        # Too large a learning rate overshoots more each step: the loss grows without
+        # bound (diverges), while a settled one only wobbles in its last digits.
         if not math.isfinite(loss) or loss > 10 * start_loss:
             return state, True
         report(state)
-        if epoch < epochs:
-            batch_loss = float(np.average(losses, weights=sizes))
+        if epoch < epochs:  # the loss Keras's fit() reports: the mean of the batch
+            batch_loss = float(np.average(losses, weights=sizes))  # losses, by size
     return state, False
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
 def least_squares(x, y):
     """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
-    # The minimum of the loss is where both derivatives are zero:
-    #   dL/db = 0  gives  b = mean(y) - W*mean(x)
-    #   dL/dW = 0  then gives  W = sum(xc*yc) / sum(xc*xc)
-    # with xc = x - mean(x), yc = y - mean(y). Gradient descent stops where the
-    # gradient is zero, so here: the best line for this sample, near W=3, b=2 but
-    # not on it, with a loss no higher than the true line's.
+    # The loss is lowest where both derivatives are zero: dL/db = 0 gives
+    # b = mean(y) - W*mean(x); then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
+    # with xc = x - mean(x), yc = y - mean(y). Gradient descent stops there too: at
+    # the best line for this sample, near W=3, b=2 but, with noise, not on it.
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xc, yc = x64 - x64.mean(), y64 - y64.mean()
     w = float(np.dot(xc, yc) / np.dot(xc, xc))
@@ -177,19 +162,16 @@ def least_squares(x, y):
 
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
-    # The loss is a bowl: quadratic in (W, b), so its gradient grows in a straight
-    # line with the distance d = (W, b) - (least-squares W, b): gradient = H d, where
-    # H = 2 * [[mean(x**2), mean(x)], [mean(x), 1]] holds the second derivatives
-    # (the Hessian). A step subtracts rate * H d, so it maps d to (I - rate*H) d.
-    # With x from N(0, 1), mean(x**2) is about 1 and mean(x) about 0, so H is about
-    # 2*I: a step multiplies d by about |1 - 2*rate|. Rates below about 1 shrink d,
-    # and near 0.5 it almost vanishes in one step. Exactly: H has two eigenvectors,
-    # directions along which it only scales d, by its eigenvalues lam; along each, a
-    # step multiplies d by |1 - rate*lam|. So every direction shrinks only below
-    # 2/lam_max, the stability limit (near it the factor nears 1 and training
-    # crawls), and the larger factor is smallest at the balanced rate
-    # 2/(lam_min + lam_max). Each batch has its own H: the smallest limit of any
-    # batch is returned, and a balanced rate only for a single batch.
+    # The loss is a bowl, quadratic in (W, b): its gradient is H d, with d = (W, b)
+    # minus least squares and H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] (the
+    # Hessian: second derivatives). So a step takes d to d - rate*H d = (I - rate*H) d.
+    # x from N(0, 1) makes H about 2*I: a step multiplies d by about |1 - 2*rate|, so
+    # rates below about 1 shrink d, 0.5 most. Exactly: along each eigenvector of H
+    # (a direction H only scales, by its eigenvalue lam) the factor is |1 - rate*lam|.
+    # Both shrink below 2/lam_max, the stability limit (near it, training crawls),
+    # and the larger is smallest at the balanced rate 2/(lam_min + lam_max). Each
+    # batch has its own H: this returns the smallest limit, and for one batch only,
+    # the balanced rate.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
@@ -203,36 +185,32 @@ def stable_and_balanced_rates(x, batch_size):
 def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
     """Converged or not, why, and what to try next."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # float32 keeps about 7 digits: float32 numbers near v are about eps*|v| apart,
-    # and the gradient near the minimum is made of rounded numbers, so training
-    # stops a few such gaps from the exact answer (measured: up to 6). 32 gaps leave
-    # room; for answers up to about 26 that is under 1e-4, and 1e-4 is used.
+    # float32 keeps about 7 digits: its numbers near v are about eps*|v| apart, and
+    # training ends a few such gaps from the exact answer (measured: up to 6). So
+    # allow 32 gaps, or 1e-4 where that is more, as printed.
     eps = float(np.finfo(np.float32).eps)  # the gap from 1 to the next float32
-    scale = 32 * eps * max(map(abs, fitted))
-    tolerance = float(f"{max(1e-4, scale):.2g}")  # compared as printed
+    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
     if gap <= tolerance:
-        why = "Least squares is the best line for this sample. It differs from the\n"
-        why += "true line because the noise in a sample does not average out to zero."
+        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
+        why = """Least squares is the best line for this sample. It differs from the
+true line because the noise in a sample does not average out to zero."""
         if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
             why = "Least squares is the true line here: no noise, or too little to move it."
-        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
         return f"{head} (gap {gap:.1e}).\n{why}"
     head = f"Not converged: learned W and b are {gap:.1e} from least squares "
     head += f"(more than {tolerance:g}).\n"
-    # The gradient over all the data at w, b (float64), for the two checks below.
+    # The gradient over all the data at w, b, for the two checks below.
     error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
     gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
     # An update smaller than half the gap to the next float32 number rounds away.
     gaps = np.spacing(np.float32([w, b]))
-    stuck = " and ".join(
-        k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2
-    )
+    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
     if stuck:
-        return f"""{head}{stuck} cannot change: each update is less than half the gap between
+        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
 float32 numbers there, so it rounds away. Use a larger --learning-rate."""
     # With batches, an epoch's updates can cancel out: W and b then end each epoch
-    # where they started it, though the gradient over all the data is not zero.
+    # about where they started it, though the gradient over all the data is not 0.
     moved = max(abs(w - w0), abs(b - b0))
     if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
         return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
@@ -254,16 +232,16 @@ def why_no_convergence(last, start_loss, rate, stable, balanced):
         what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
         what += f" to {last.loss:.5g}, over 10 times its start"
     if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
-        epochs = f"{last.epoch} epoch" + "s" * (last.epoch > 1)
-        what = f"has not diverged within {epochs}, but cannot converge: along one"
-        what += " direction each step overshoots a little more than the last"
-    lines, limit = [f"Training {what}."], rounded_down(stable)
-    if rate >= stable:  # always, with a full batch; batches each have their own
-        lines.append(f"The learning rate {rate:g} is not below the stability limit ")
-        lines[-1] += limit + ("." if balanced else ", the smallest of any batch.")
+        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
+        what += " but cannot converge: along one direction each step overshoots a"
+        what += " little more than the last"
+    limit = rounded_down(stable)
+    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
+    above += "." if balanced else ", the smallest of any batch."
     use = f"every step is stable below {limit}"
     use = f"balanced {balanced:.5f}" if balanced else use
-    return "\n".join([*lines, f"Use a smaller --learning-rate ({use})."])
+    advice = f"\nUse a smaller --learning-rate ({use})."
+    return f"Training {what}.{above * (rate >= stable)}{advice}"
 
 
 def summary(x, y, rows):
@@ -282,9 +260,8 @@ class KerasLine(keras.Model):
     def __init__(self, initial_w, initial_b):
         super().__init__()
         # add_weight, not tf.Variable: Keras 3 does not track plain tf.Variable
-        # attributes (TensorFlow's guide uses them), so trainable_weights (Keras's
-        # trainable_variables) would be empty: fit() would train nothing, with only
-        # a warning.
+        # attributes (TensorFlow's guide uses them), so fit() would train nothing,
+        # with only a warning.
         start = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
@@ -295,8 +272,7 @@ class KerasLine(keras.Model):
 
 class ReportEachEpoch(keras.callbacks.Callback):
     """fit() calls its callbacks' methods at set points; this one reports each epoch
-    as train() does. fit() passes on_epoch_end the epoch's results in `logs`; its
-    own History callback keeps them, and fit() returns it."""
+    as train() does, with the loss fit() passes on_epoch_end in `logs`."""
 
     def __init__(self, x, y, report):
         super().__init__()
@@ -314,17 +290,14 @@ class ReportEachEpoch(keras.callbacks.Callback):
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(*start)
-    # keras.optimizers.SGD(learning_rate) makes train_step's assign_sub update, and
-    # "mse" is mean_squared_error. jit_compile=False keeps XLA out, like make_step's
+    # SGD(learning_rate) makes train_step's assign_sub update, and "mse" is
+    # mean_squared_error. jit_compile=False keeps XLA out, as make_step does by
     # default (Keras's default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
     # fit()'s default is batches of 32 in an order shuffled every epoch. The same
     # batches in order (shuffle=False) are train()'s steps: the same W and b each
-    # epoch, to float32 rounding.
-    # The loss fit() reports is the mean of the epoch's batch losses, weighted by
-    # batch size, each from before its update: with one batch, the loss an epoch back.
-    # verbose=0 hides fit()'s progress bar; its callbacks and loss metric still run.
+    # epoch, to float32 rounding. verbose=0 hides fit()'s progress bar.
     options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w), float(model.b)
@@ -338,15 +311,13 @@ PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
 BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
-INITIAL = (INITIAL_W, INITIAL_B)
-LARGEST = sys.float_info.max  # the largest finite float
 # The number options: name, default, lowest and highest value, what it accepts.
 OPTIONS = [
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
-    ("learning-rate", LEARNING_RATE, math.ulp(0), LARGEST, "a finite number > 0"),
+    ("learning-rate", LEARNING_RATE, math.ulp(0), 1e15, "a number > 0, up to 1e15"),
     ("num-examples", NUM_EXAMPLES, 2, 1e15, "an integer from 2 to 1e15"),
     ("batch-size", BATCH_SIZE, 1, 1e15, "an integer from 1 to 1e15"),
-    ("noise", NOISE_STD, 0, LARGEST, "a finite number >= 0"),
+    ("noise", NOISE_STD, 0, 1e9, "a number from 0 to 1e9"),
     ("seed", SEED, 0, 1e15, "an integer from 0 to 1e15"),
 ]
 
@@ -379,19 +350,16 @@ def parse_args(argv):
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     parser.add_argument("--keras", action="store_true", help="then train with fit()")
     parser.add_argument("--plot", metavar="PATH", help="save a PNG (needs matplotlib)")
-    args, available = parser.parse_args(argv), math.inf
-    if os.path.exists("/proc/meminfo"):  # Linux says how much memory is available
-        with open("/proc/meminfo") as meminfo:
-            line = next(line for line in meminfo if line.startswith("MemAvailable:"))
-        available = int(line.split()[1]) * 1024
-    if (need := args.num_examples * BYTES_PER_EXAMPLE) > available:
-        parser.error(
-            f"argument --num-examples: {args.num_examples:,} examples need about "
-            f"{need / 1e9:.3g} GB of memory; {available / 1e9:.3g} GB is available"
-        )
+    args, meminfo = parser.parse_args(argv), "/proc/meminfo"  # Linux's memory facts
+    with open(meminfo if os.path.exists(meminfo) else os.devnull) as lines:
+        free = [int(line.split()[1]) * 1024 for line in lines if "MemAvailable" in line]
+    if free and (need := args.num_examples * BYTES_PER_EXAMPLE) > free[0]:
+        need = f"{args.num_examples:,} examples need about {need / 1e9:.3g} GB"
+        available = f"{free[0] / 1e9:.3g} GB is available"
+        parser.error(f"argument --num-examples: {need} of memory; {available}")
     if args.plot is not None and (problem := plot_problem(args.plot)):
         parser.error(f"argument --plot: {problem}")
-    return parser, args
+    return args
 
 
 def plot_problem(path):
@@ -402,7 +370,7 @@ def plot_problem(path):
         if not os.path.lexists(path):  # create a file only where none is, then
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
             os.remove(path)  # remove it again
-        elif not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO, a folder, a device
+        elif not os.path.isfile(path):  # a FIFO, a folder, a device, a broken link
             return f"cannot write {path!r}: not a regular file"
         else:
             open(path, "ab").close()  # appends nothing; fails without permission
@@ -415,43 +383,29 @@ def plot_problem(path):
 
 
 class Progress:
-    """report() for train() and fit(): prints table rows; keeps what the summary
-    and the figure need, in memory bounded whatever the number of epochs."""
+    """report() for train() and fit(): prints the table's rows, and keeps what the
+    summary and the figure need, bounded whatever the number of epochs."""
 
     def __init__(self, epochs, batch_loss_title=None):
         self.epochs, self.batch_loss_title = epochs, batch_loss_title
-        self.row_every = max(1, math.ceil(epochs / TABLE_ROWS))
-        self.keep_every = max(1, math.ceil(epochs / PLOT_POINTS))
+        self.row_every = math.ceil(epochs / TABLE_ROWS)
+        self.keep_every = math.ceil(epochs / PLOT_POINTS)
         self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
         self.printed = self.started = time.perf_counter()
-        self.printed_epoch = None
         title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
     def __call__(self, state):
-        now, epoch = time.perf_counter(), state.epoch
+        epoch, w, b, loss, batch_loss = state
+        now = time.perf_counter()
         self.times, self.last_two = [*self.times[:1], now], [*self.last_two[-1:], state]
         if epoch % self.keep_every == 0 or epoch == self.epochs:
             self.kept.append(state)
         due = epoch % self.row_every == 0 or epoch == self.epochs
         if due or now - self.printed >= PROGRESS_SECONDS:
-            self.print_row(state)
-            self.printed = now
-
-    def print_row(self, state):
-        self.printed_epoch = state.epoch
-        row = (
-            f"{state.epoch:>7}  {state.w:>10.5f}  {state.b:>10.5f}  {state.loss:>12.5f}"
-        )
-        batch_loss = self.batch_loss_title and state.batch_loss is not None
-        print(row + (f"  {state.batch_loss:>12.5f}" if batch_loss else ""))
-
-    def show_divergence(self, last):
-        """Print the rows that lead to a diverged `last`, if not printed yet."""
-        if self.last_two[-1].epoch != self.printed_epoch:
-            self.print_row(self.last_two[-1])
-        if math.isfinite(last.loss):
-            self.print_row(last)
+            self.printed, shown = now, self.batch_loss_title and batch_loss is not None
+            extra = f"  {batch_loss:>12.5f}" if shown else ""
+            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}{extra}")
 
     def recording(self, step):
         """`step`, which also keeps W and b after each of its first PATH_STEPS calls."""
@@ -467,9 +421,9 @@ class Progress:
     def timing(self, tracing):
         """How long train() took: its first pass (row 0 comes after it) apart."""
         (first, last), n = self.times, self.epochs
+        traced = " (tracing the graph included)" * tracing
         line = f"Training took {last - self.started:.3f} s: epoch 1 took "
-        line += f"{first - self.started:.3f} s"
-        line += " (tracing the graph included)" * tracing
+        line += f"{first - self.started:.3f} s{traced}"
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
         return line + (later if n > 1 else ".")
 
@@ -502,109 +456,90 @@ def save_plot(path, x, y, kept, fitted, walk):
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
     bowl = gw * gw * xx + 2 * gw * gb * x1 + gb * gb - 2 * gw * xy - 2 * gb * y1 + yy
-    levels = np.geomspace(bowl.min(), bowl.max(), 15)
-    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7")
+    bowl_ax.contour(
+        gw, gb, bowl, np.geomspace(bowl.min(), bowl.max(), 15), colors="0.7"
+    )
     bowl_ax.plot(walk[:, 0], walk[:, 1], "r.-", ms=3, lw=0.8)
     bowl_ax.plot(*fitted, "k*", ms=10)
     bowl_ax.legend([f"W, b: first {len(walk) - 1} updates", "least squares"])
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
     bowl_ax.set(title="(c) loss contours, path", xlabel="W", ylabel="b", aspect=1)
-    fig.suptitle(f"learned W={w[-1]:.5f}, b={b[-1]:.5f}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
 
 
-def print_header(args, batch_size, stable, balanced):
+def print_header(args, batches, batch_size, stable, balanced):
     """What the run will do."""
-    n, size = args.epochs, args.num_examples
+    n, size, s = args.epochs, args.num_examples, "s" * (args.epochs > 1)
+    passes = f"{n} full-batch epoch{s}"
+    if batches > 1:
+        passes = f"{n} epoch{s} of {batches} batches of {batch_size}"
+        passes += " (the last smaller)" * (size % batch_size > 0)
     mode = "eagerly" if args.eager else "as a tf.function graph"
-    mode += " compiled by XLA" if args.jit_compile else ""
-    passes = f"{n} full-batch epoch" + "s" * (n > 1)
-    if batch_size < size:
-        passes = f"{n} epoch{'s' * (n > 1)} of {-(-size // batch_size)} batches of "
-        passes += f"{batch_size}" + " (the last smaller)" * (size % batch_size > 0)
     rates = f"stable below {rounded_down(stable)}"
     rates += f", balanced {balanced:.5f}" if balanced else " for every batch's step"
     line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
-    print(f"Data: {size:,} examples of {line}, seed {args.seed}).")
-    print(f"Training: {passes} from W={INITIAL_W:g}, b={INITIAL_B:g},")
-    print(f"          step run {mode},")
-    print(f"          learning rate {args.learning_rate:g} ({rates}).\n")
+    print(f"""Data: {size:,} examples of {line}, seed {args.seed}).
+Training: {passes} from W={INITIAL[0]:g}, b={INITIAL[1]:g},
+          step run {mode}{" compiled by XLA" * args.jit_compile},
+          learning rate {args.learning_rate:g} ({rates}).
+""")
 
 
-def run_keras(args, x, y, tensors, batch_size, hand):
-    """The same training with fit(), its table from a callback; does it agree?"""
-    print("\nThe same training with Keras's compile() and fit():\n")
-    progress, rate = Progress(args.epochs, "fit() loss"), args.learning_rate
-    n = args.epochs
-    report = ReportEachEpoch(*tensors, progress)
-    try:
-        fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
-    except KeyboardInterrupt:
-        return progress.stopped("fit()")
-    seconds = time.perf_counter() - progress.started
-    difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
-    same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
-    print(summary(x, y, [("keras fit()", *fit)]))
-    agrees = "agrees with" if same else "DIFFERS from"
-    print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
-    print(f"fit() took {seconds:.3f} s for {n} epoch{'s' * (n > 1)}, tracing included.")
-    return 0
-
-
-def run(args, parser):
-    """Everything main() does once the command line is checked."""
-    with np.errstate(over="ignore"):  # an overflow is refused below
-        x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
+def run(args):
+    """Everything main() does once the command line is checked; the exit status."""
+    x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
     # Pool freed tensor memory for reuse (TensorFlow's BFC allocator, read at its
     # first allocation): on some CPUs, each big tensor otherwise comes fresh from
     # the system. Then tensors, once: the step would convert NumPy arrays each call.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-    x_tensor, y_tensor = tf.constant(x), tf.constant(y)  # TensorFlow's first work,
-    start = x_tensor * INITIAL_W + INITIAL_B  # so its start-up lines come first
-    if not math.isfinite(mean_squared_error(y_tensor, start)):
-        overflow = f"with noise std {args.noise:g}, the loss overflows float32"
-        parser.error(f"argument --noise: {overflow}; expected a smaller value")
+    tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
     batch_size = min(args.batch_size or len(x), len(x))
+    batches, rate = -(-len(x) // batch_size), args.learning_rate  # ceil(N / B)
     stable, balanced = stable_and_balanced_rates(x, batch_size)
-    print_header(args, batch_size, stable, balanced)
+    print_header(args, batches, batch_size, stable, balanced)
     progress = Progress(args.epochs, "batch mean" if args.keras else None)
-    rate = args.learning_rate
     step = progress.recording(make_step(args.eager, args.jit_compile))
-    data = (x_tensor, y_tensor, rate, args.epochs, batch_size)
+    data = (*tensors, rate, args.epochs, batch_size)
     try:
         last, diverged = train(LinearModel(*INITIAL), *data, step, progress)
     except KeyboardInterrupt:
         return progress.stopped("training")
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
-        progress.show_divergence(last)
-        start_loss = progress.kept[0].loss
-        message = why_no_convergence(last, start_loss, rate, stable, balanced)
+        why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
         not_run = "\nkeras fit() was not run: it would take the same steps."
-        print(message + not_run * args.keras, file=sys.stderr)
+        print(why + not_run * args.keras, file=sys.stderr)
         return 1
-    return finish(args, x, y, (x_tensor, y_tensor), batch_size, progress, balanced)
-
-
-def finish(args, x, y, tensors, batch_size, progress, balanced):
-    """The summary; then fit() and the figure, when asked for."""
-    last, fitted = progress.last_two[-1], least_squares(x, y)
+    fitted = least_squares(x, y)
     rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
     print(summary(x, y, [*rows, ("true", TRUE_W, TRUE_B)]))
-    batches, rate = -(-len(x) // batch_size), args.learning_rate
     print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
     print(progress.timing(tracing=not args.eager))
     if args.keras and run_keras(args, x, y, tensors, batch_size, last):
         return 130
-    if args.plot is None:
-        return 0
-    try:
+    if args.plot is not None:
         save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
-    except OSError as error:
-        print(f"main.py: error: argument --plot: {error}", file=sys.stderr)
-        return 2
-    print(f"Saved the figure to {args.plot}.")
+        print(f"Saved the figure to {args.plot}.")
+    return 0
+
+
+def run_keras(args, x, y, tensors, batch_size, hand):
+    """The same training with fit(), its table from a callback; does it agree?"""
+    print("\nThe same training with Keras's compile() and fit():\n")
+    progress, n = Progress(args.epochs, "fit() loss"), args.epochs
+    report, rate = ReportEachEpoch(*tensors, progress), args.learning_rate
+    try:
+        fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
+    except KeyboardInterrupt:
+        return progress.stopped("fit()")
+    difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
+    same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
+    print(summary(x, y, [("keras fit()", *fit)]))
+    agrees = "agrees with" if same else "DIFFERS from"
+    print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
+    seconds = time.perf_counter() - progress.started
+    print(f"fit() took {seconds:.3f} s for {n} epoch{'s' * (n > 1)}, tracing included.")
     return 0
 
 
@@ -614,9 +549,8 @@ def main(argv=None):
     if hasattr(sys.stdout, "reconfigure"):  # not a notebook's or a StringIO
         sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
     try:
-        parser, args = parse_args(argv)
-        return run(args, parser)
-    except SystemExit as exit_:  # parse_args and parser.error exit this way
+        return run(args := parse_args(argv))
+    except SystemExit as exit_:  # argparse exits this way on bad input and --help
         return exit_.code
     except KeyboardInterrupt:
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
@@ -625,12 +559,12 @@ def main(argv=None):
         examples = f"--num-examples: out of memory with {args.num_examples:,} examples"
         print(f"main.py: error: argument {examples}; try fewer", file=sys.stderr)
         return 2
-    except OSError as error:  # writing the output: a closed pipe, a full disk
+    except OSError as error:  # a full disk, a pipe whose reader (`head`) has exited
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
-        if isinstance(error, BrokenPipeError):  # its reader (say, `head`) has exited
+        if isinstance(error, BrokenPipeError):
             return 141
-        error = f"cannot write the output: {error.strerror}"
-        print(f"main.py: error: {error}", file=sys.stderr)
+        where = "argument --plot" if error.filename else "cannot write the output"
+        print(f"main.py: error: {where}: {error.strerror}", file=sys.stderr)
         return 2
 
 
