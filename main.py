@@ -427,13 +427,6 @@ class Progress:
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
         return line + (later if n > 1 else ".")
 
-    def stopped(self, what):
-        """Say where Ctrl-C stopped `what`; return the exit status, 130."""
-        epoch, w, b, *_ = self.last_two[-1] if self.last_two else (0, *INITIAL)
-        where = f"epoch {epoch} of {what}: W={w:.5f}, b={b:.5f}"
-        print(f"main.py: stopped by Ctrl-C at {where}.", file=sys.stderr)
-        return 130
-
 
 def save_plot(path, x, y, kept, fitted, walk):
     """Save a PNG: data and lines, loss per epoch, and the path on the loss bowl."""
@@ -456,9 +449,8 @@ def save_plot(path, x, y, kept, fitted, walk):
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
     bowl = gw * gw * xx + 2 * gw * gb * x1 + gb * gb - 2 * gw * xy - 2 * gb * y1 + yy
-    bowl_ax.contour(
-        gw, gb, bowl, np.geomspace(bowl.min(), bowl.max(), 15), colors="0.7"
-    )
+    levels = np.geomspace(bowl.min(), bowl.max(), 15)
+    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7")
     bowl_ax.plot(walk[:, 0], walk[:, 1], "r.-", ms=3, lw=0.8)
     bowl_ax.plot(*fitted, "k*", ms=10)
     bowl_ax.legend([f"W, b: first {len(walk) - 1} updates", "least squares"])
@@ -502,10 +494,7 @@ def run(args):
     progress = Progress(args.epochs, "batch mean" if args.keras else None)
     step = progress.recording(make_step(args.eager, args.jit_compile))
     data = (*tensors, rate, args.epochs, batch_size)
-    try:
-        last, diverged = train(LinearModel(*INITIAL), *data, step, progress)
-    except KeyboardInterrupt:
-        return progress.stopped("training")
+    last, diverged = train(LinearModel(*INITIAL), *data, step, progress)
     if diverged or (balanced and rate >= stable):  # then no --epochs would converge
         why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
         not_run = "\nkeras fit() was not run: it would take the same steps."
@@ -516,8 +505,8 @@ def run(args):
     print(summary(x, y, [*rows, ("true", TRUE_W, TRUE_B)]))
     print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
     print(progress.timing(tracing=not args.eager))
-    if args.keras and run_keras(args, x, y, tensors, batch_size, last):
-        return 130
+    if args.keras:
+        run_keras(args, x, y, tensors, batch_size, last)
     if args.plot is not None:
         save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
         print(f"Saved the figure to {args.plot}.")
@@ -529,10 +518,7 @@ def run_keras(args, x, y, tensors, batch_size, hand):
     print("\nThe same training with Keras's compile() and fit():\n")
     progress, n = Progress(args.epochs, "fit() loss"), args.epochs
     report, rate = ReportEachEpoch(*tensors, progress), args.learning_rate
-    try:
-        fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
-    except KeyboardInterrupt:
-        return progress.stopped("fit()")
+    fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
     difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
     same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
     print(summary(x, y, [("keras fit()", *fit)]))
@@ -540,7 +526,6 @@ def run_keras(args, x, y, tensors, batch_size, hand):
     print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
     seconds = time.perf_counter() - progress.started
     print(f"fit() took {seconds:.3f} s for {n} epoch{'s' * (n > 1)}, tracing included.")
-    return 0
 
 
 def main(argv=None):
