@@ -113,37 +113,41 @@ def make_step(eager=False, jit_compile=False):
 
 
 # 6. The loop: epochs of batches. -------------------------------------------------
-# An epoch is one pass over the data, in batches of batch_size examples, a step
-# each. One batch of all the data (full batch) is one exact gradient step an epoch;
-# smaller batches take more, cheaper, rougher steps (mini-batch gradient descent).
+# An epoch is one pass over the data. The data is cut into batches of batch_size
+# examples, one step each. A single batch of all the data (full batch, the default)
+# makes each step follow the exact gradient; smaller batches take more, cheaper
+# steps, each following its own batch's gradient (mini-batch gradient descent,
+# what Keras's fit() does by default). After each epoch, train() reports an Epoch:
+# W and b, the loss over all the data at them, and the mean of the epoch's batch
+# losses, which is the loss fit() shows.
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Pass over the data `epochs` times; after each pass (and at the start), give
-    report() an Epoch: W and b, and the loss over all the data at them. Return the
-    last Epoch, and whether training diverged."""
+    """Run `epochs` epochs of step(), calling report() with each Epoch from epoch 0
+    (the start) on. Return the last Epoch, and whether training diverged."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
-    for epoch in range(epochs + 1):
+    for epoch in range(epochs + 1):  # the last one only reports where training ended
         w, b = float(model.w), float(model.b)
-        # The loss over all the data at w, b. With one batch, the next step computes
-        # just that (before its update), so its loss is used, sparing a pass.
+        # The loss over all the data at w, b. With a single batch, the step below
+        # computes just that before it updates, so its loss is used: one pass fewer.
         reuse = len(batches) == 1 and epoch < epochs
         loss = None if reuse else float(mean_squared_error(y, model(x)))
-        if epoch < epochs:  # one pass: a step per batch, in order
+        if epoch < epochs:  # the epoch's steps, one per batch, in order
             losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
             loss = losses[0] if reuse else loss
         state = Epoch(epoch, w, b, loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
-        # Too large a learning rate overshoots more each step: the loss grows without
-        # bound (diverges), while a settled one only wobbles in its last digits.
+        # Too large a learning rate overshoots more each step, and the loss grows
+        # without bound: it diverges. A settled loss only wobbles in its last float32
+        # digits, so diverged means: not a finite number, or over 10 times its start.
         if not math.isfinite(loss) or loss > 10 * start_loss:
             return state, True
         report(state)
-        if epoch < epochs:  # the loss Keras's fit() reports: the mean of the batch
-            batch_loss = float(np.average(losses, weights=sizes))  # losses, by size
+        if epoch < epochs:  # the batch losses (each from before its update), by size
+            batch_loss = float(np.average(losses, weights=sizes))
     return state, False
 
 
@@ -162,16 +166,19 @@ def least_squares(x, y):
 
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
-    # The loss is a bowl, quadratic in (W, b): its gradient is H d, with d = (W, b)
-    # minus least squares and H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] (the
-    # Hessian: second derivatives). So a step takes d to d - rate*H d = (I - rate*H) d.
-    # x from N(0, 1) makes H about 2*I: a step multiplies d by about |1 - 2*rate|, so
-    # rates below about 1 shrink d, 0.5 most. Exactly: along each eigenvector of H
-    # (a direction H only scales, by its eigenvalue lam) the factor is |1 - rate*lam|.
-    # Both shrink below 2/lam_max, the stability limit (near it, training crawls),
-    # and the larger is smallest at the balanced rate 2/(lam_min + lam_max). Each
-    # batch has its own H: this returns the smallest limit, and for one batch only,
-    # the balanced rate.
+    # Call d the distance from (W, b) to least squares. The loss is a quadratic
+    # bowl, so its gradient is H d, where H = 2*[[mean(x*x), mean(x)], [mean(x), 1]]
+    # holds its second derivatives (the Hessian). A step subtracts rate*H d, so it
+    # turns d into d - rate*H d = (I - rate*H) d.
+    # Intuition: x drawn from N(0, 1) has mean(x*x) near 1 and mean(x) near 0, so H
+    # is near 2*I and a step multiplies d by about |1 - 2*rate|: rates up to about 1
+    # shrink d, at 0.5 it nearly vanishes in one step, and above 1 it grows.
+    # Exactly: H has two eigenvectors, directions it only scales, each by its
+    # eigenvalue lam; along each, a step multiplies d by |1 - rate*lam|. Both shrink
+    # only below 2/lam_max, the stability limit (near it, training crawls), and the
+    # slower one shrinks fastest at the balanced rate 2/(lam_min + lam_max). Each
+    # batch has its own H: with batches, this gives the smallest limit of any batch,
+    # and no balanced rate.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
@@ -185,9 +192,9 @@ def stable_and_balanced_rates(x, batch_size):
 def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
     """Converged or not, why, and what to try next."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # float32 keeps about 7 digits: its numbers near v are about eps*|v| apart, and
-    # training ends a few such gaps from the exact answer (measured: up to 6). So
-    # allow 32 gaps, or 1e-4 where that is more, as printed.
+    # How close counts: float32 keeps about 7 digits, so its numbers near v are about
+    # eps*|v| apart, and training stops a few such gaps from the exact answer
+    # (measured: up to 6). Allow 32 gaps, or 1e-4 if more; compared as printed.
     eps = float(np.finfo(np.float32).eps)  # the gap from 1 to the next float32
     tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
