@@ -551,11 +551,13 @@ def main(argv=None):
         examples = f"--num-examples: out of memory with {args.num_examples:,} examples"
         print(f"main.py: error: argument {examples}; try fewer", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk, a pipe whose reader (`head`) has exited
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
-        if isinstance(error, BrokenPipeError):
-            return 141
-        where = "argument --plot" if error.filename else "cannot write the output"
+    except OSError as error:  # saving the figure, or writing the output
+        where = f"argument --plot: cannot write {error.filename!r}"
+        if not error.filename:  # the output: a full disk, or a closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
+            if isinstance(error, BrokenPipeError):  # its reader (`head`) has exited
+                return 141
+            where = "cannot write the output"
         print(f"main.py: error: {where}: {error.strerror}", file=sys.stderr)
         return 2
 

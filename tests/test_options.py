@@ -180,11 +180,13 @@ def test_eager_and_jit_compile_learn_the_same_w_and_b(capsys, flag, mode):
         (["--learning-rate", "nan"], "--learning-rate"),
         (["--learning-rate", "inf"], "--learning-rate"),
         (["--learning-rate", "1e999"], "--learning-rate"),
+        (["--learning-rate", "1e16"], "--learning-rate"),
         (["--num-examples", "1"], "--num-examples"),
         (["--num-examples", "1.5e0"], "--num-examples"),
         (["--num-examples", "1000000000000"], "--num-examples"),
         (["--noise", "-1"], "--noise"),
         (["--noise", "nan"], "--noise"),
+        (["--noise", "2e9"], "--noise"),
         (["--noise", "1e20"], "--noise"),
         (["--noise", "1e39"], "--noise"),
         (["--seed", "-3"], "--seed"),
@@ -221,14 +223,14 @@ def test_integer_options_take_scientific_notation(capsys):
     assert status == 0 and "Data: 200 examples" in out and "Training: 10 " in out
 
 
-@pytest.mark.parametrize("noise", ["1e20", "1e39"])
-def test_noise_too_large_for_float32_is_refused_before_training(capsys, noise):
-    """A --noise whose loss float32 cannot hold: status 2, named, no table."""
-    status, out, err = run_main(capsys, "--noise", noise)
-    assert status == 2 and out == ""
-    assert (
-        f"argument --noise: with noise std {float(noise):g}, the loss overflows" in err
-    )
+def test_the_largest_noise_accepted_keeps_every_loss_finite_in_float32(capsys):
+    """--noise stops at 1e9, where the loss (about 1e18) and any sum of such losses
+    float32 adds up stay far below its largest number (3.4e38): no overflow to
+    blame on the learning rate. Above 1e9 it is bad input (tested above)."""
+    argv = ["--noise", "1e9", "--epochs", "3", "--batch-size", "100"]
+    status, out, err = run_main(capsys, *argv)
+    assert status == 0 and "Not converged" in out
+    assert not re.search(r"nan|inf|overflow", out + err, re.IGNORECASE)
 
 
 def test_num_examples_beyond_memory_is_refused_with_the_estimate(capsys):
@@ -341,8 +343,9 @@ def test_plot_that_fails_to_save_exits_2_without_a_traceback(
     path = str(tmp_path / "figure.png")
     status, _, err = run_main(capsys, "--epochs", "2", "--plot", path)
     assert status == 2
-    assert err.strip() == (
-        f"main.py: error: argument --plot: [Errno 28] No space left on device: {path!r}"
+    assert err == (
+        f"main.py: error: argument --plot: cannot write {path!r}: "
+        "No space left on device\n"
     )
 
 
@@ -406,14 +409,6 @@ def test_too_large_learning_rate_exits_1_saying_it_diverged(capsys):
     assert not re.search(r"nan|inf", out, re.IGNORECASE)
 
 
-def test_divergence_shows_the_rows_that_lead_to_it(capsys):
-    """Rows 1 and 2 are not due rows at 100 epochs; on divergence they print."""
-    _, out, _ = run_main(capsys, "--learning-rate", "1.5")
-    rows = table(out)
-    assert [row[0] for row in rows] == [0, 1, 2]
-    assert rows[0][3] < rows[1][3] < rows[2][3]
-
-
 def test_diverged_with_keras_says_fit_was_not_run(capsys):
     status, _, err = run_main(capsys, "--learning-rate", "1.5", "--keras")
     assert status == 1
@@ -421,8 +416,10 @@ def test_diverged_with_keras_says_fit_was_not_run(capsys):
 
 
 def test_learning_rate_so_large_the_loss_overflows_is_reported_plainly(capsys):
-    """A float32 overflow after one step: stderr says the loss overflowed."""
-    status, out, err = run_main(capsys, "--learning-rate", "1e30")
+    """Ten steps an epoch at a huge rate overflow float32 within epoch 1: stderr
+    says the loss overflowed, not a loss that 'grew to inf'."""
+    argv = ["--learning-rate", "1e15", "--batch-size", "100"]
+    status, out, err = run_main(capsys, *argv)
     assert status == 1
     assert "Training diverged at epoch 1: the loss overflowed float32" in err
     assert not re.search(r"nan|inf", out, re.IGNORECASE)
@@ -515,21 +512,16 @@ def test_batch_size_header_and_a_batch_larger_than_the_data(capsys):
 
 
 def test_ctrl_c_stops_with_one_line_and_status_130(interrupted_run):
-    """Ctrl-C during training: the epoch reached, W and b, exit status 130."""
+    """Ctrl-C during training: one line, exit status 130, no traceback."""
     status, _, err = interrupted_run
     assert status == 130
     messages = [line for line in err.splitlines() if "main.py" in line]
-    assert "Traceback" not in err and len(messages) == 1
-    assert re.fullmatch(
-        r"main.py: stopped by Ctrl-C at epoch \d+ of training: "
-        r"W=-?\d+\.\d{5}, b=-?\d+\.\d{5}\.",
-        messages[0],
-    )
+    assert "Traceback" not in err and messages == ["main.py: stopped by Ctrl-C."]
 
 
 def test_ctrl_c_during_fit_keeps_the_hand_loops_summary(capsys, monkeypatch):
     """The hand loop's summary is out before fit() starts; Ctrl-C in fit() then
-    says where fit() was, with status 130."""
+    ends the run with one line and status 130."""
     real_fit = main.fit_with_keras
 
     class CtrlC(main.keras.callbacks.Callback):
@@ -544,10 +536,7 @@ def test_ctrl_c_during_fit_keeps_the_hand_loops_summary(capsys, monkeypatch):
     status, out, err = run_main(capsys, "--keras", "--epochs", "10")
     assert status == 130
     assert list(summary(out)) == ["learned", "least-squares", "true"]
-    assert re.fullmatch(
-        r"main.py: stopped by Ctrl-C at epoch 3 of fit\(\): W=\d\.\d{5}, b=\d\.\d{5}\.\n",
-        err,
-    )
+    assert err == "main.py: stopped by Ctrl-C.\n"
 
 
 def test_ctrl_c_while_tensorflow_loads_prints_no_traceback(python_started):
