@@ -1,7 +1,8 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-Sections 1 to 8 are the lesson, to read in order; after the banner, run() joins
-them. The tests in tests/ check what the comments claim.
+Read sections 1 to 8 in order: they are the lesson. After the banner comes the
+machinery (command line, printed report, figure), where run() joins the pieces.
+The tests in tests/ check what these comments claim.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -37,8 +38,8 @@ NUM_EXAMPLES = 1000  # number of (x, y) pairs
 NOISE_STD = 1.0  # standard deviation of the noise added to each y
 LEARNING_RATE = 0.1  # how big a step each update of W and b takes (section 4)
 EPOCHS = 100  # passes over the data
-BATCH_SIZE = None  # examples per update; None: all of them (full batch)
-SEED = 42  # seeds the data, so every run with the same settings matches
+BATCH_SIZE = None  # examples per update; None: all of them (section 6)
+SEED = 42  # seeds the random data, so every run with the same settings matches
 INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to watch
 
 
@@ -46,8 +47,10 @@ INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to watc
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
-    # float32, like the Variables below: NumPy's default, float64, does not mix with
-    # them (README's FAQ shows the errors).
+    # x and the noise come from N(0, 1), the normal distribution with mean 0 and
+    # standard deviation 1. Both are float32: 32-bit numbers with about 7 digits,
+    # what TensorFlow's Variables hold by default. NumPy's default is float64, and
+    # mixing the two raises an error inside tf.function (README's FAQ has each case).
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
@@ -59,9 +62,12 @@ class LinearModel(tf.Module):
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
-        # Variables, because tensors (TensorFlow's arrays) are immutable and training
-        # changes w and b in place: a bias made with tf.zeros(()) cannot be updated.
-        # tf.Module finds them: model.trainable_variables is [b, w], sorted by name.
+        # A tensor, TensorFlow's array, cannot change once made; a tf.Variable holds
+        # a value that can, as training needs for w and b. (A bias made with
+        # tf.zeros(()) is a tensor: it cannot be updated.) Variables are trainable
+        # unless made with trainable=False: gradient tapes (section 4) watch them.
+        # tf.Module collects the Variables stored on it: model.trainable_variables
+        # lists them sorted by attribute name, [b, w].
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -71,10 +77,10 @@ class LinearModel(tf.Module):
 
 # 3. Loss: mean squared error. ----------------------------------------------------
 def mean_squared_error(y_true, y_pred):
-    """Mean of (y_true - y_pred)**2: one number that says how wrong we are."""
+    """The loss: mean of (y_true - y_pred)**2, one number for how wrong we are."""
     # Target first, as in Keras. tf.square counts misses above and below the line
-    # alike, big ones more; tf.reduce_mean averages them. Even the true line misses
-    # by the noise, so its loss is about noise_std**2.
+    # alike, and big misses more; tf.reduce_mean averages them. Even the true line
+    # misses each y by its noise, so its loss is about noise_std**2.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
@@ -82,18 +88,19 @@ def mean_squared_error(y_true, y_pred):
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block on what it
-    # watches: trainable Variables on their own, a constant only after tape.watch.
-    # So the loss is computed inside: computed outside, its gradient is None.
+    # watches: trainable Variables on their own, a constant only after tape.watch().
+    # So the loss is computed inside the block; computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Gradients after the block (inside it, gradient() stops the tape recording),
-    # and once: a second call raises RuntimeError unless the tape is persistent=True.
-    # They equal the hand derivation
-    #   dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
+    # Ask for the gradients after the block: gradient() called inside it stops the
+    # recording. Ask once: a second call raises RuntimeError unless the tape was
+    # made with persistent=True. With L for the loss, the gradients equal the hand
+    # derivation  dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it, by learning rate x gradient
     # (too large a rate overshoots: section 7). assign_sub changes the Variable in
-    # place; `model.w = model.w - ...` would make it a tensor, with no gradient next.
+    # place; `model.w = model.w - ...` would replace it with a plain tensor, whose
+    # gradient at the next step is None.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -101,63 +108,69 @@ def train_step(model, x, y, learning_rate):
 
 # 5. tf.function: the same step, run as a graph. ----------------------------------
 def make_step(eager=False, jit_compile=False):
-    """Return train_step itself (eager), or compiled with tf.function."""
-    # Eager mode runs each operation as Python reaches it: easy to debug with print()
-    # and pdb. tf.function runs the Python once to trace the operations into a graph,
-    # then runs the graph without the Python: same numbers, less Python per step. A
-    # new input shape or dtype, or another Python value such as the learning rate,
-    # traces again. To debug, use --eager or tf.config.run_functions_eagerly(True).
-    # jit_compile=True has XLA, TensorFlow's compiler, fuse the step's operations
-    # into fewer passes over the data.
+    """Return train_step itself (eager), or wrapped by tf.function (a graph)."""
+    # Eager mode, TensorFlow's default, runs each operation as Python reaches it:
+    # easy to debug with print() and pdb. tf.function instead runs the Python once,
+    # recording ("tracing") the operations it calls into a graph, a fixed plan that
+    # TensorFlow then runs without the Python: same numbers, less Python per step.
+    # A new input shape or dtype, or another Python value such as the learning
+    # rate, traces again. To debug, use --eager or tf.config.run_functions_eagerly.
+    # jit_compile=True also has XLA, TensorFlow's compiler, fuse the graph's
+    # operations into fewer passes over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
 # 6. The loop: epochs of batches. -------------------------------------------------
 # An epoch is one pass over the data. The data is cut into batches of batch_size
-# examples, one step each. A single batch of all the data (full batch, the default)
-# makes each step follow the exact gradient; smaller batches take more, cheaper
-# steps, each following its own batch's gradient (mini-batch gradient descent,
-# what Keras's fit() does by default). After each epoch, train() reports an Epoch:
-# W and b, the loss over all the data at them, and the mean of the epoch's batch
-# losses, which is the loss fit() shows.
+# examples, and each batch gets one step. With a single batch of all the data (full
+# batch, the default), every step follows the exact gradient. Smaller batches take
+# more, cheaper steps, each following only its own batch's gradient: mini-batch
+# gradient descent, what Keras's fit() does by default. After each epoch, train()
+# reports an Epoch: W and b, the loss over all the data at them, and batch_loss,
+# the mean of the epoch's batch losses (the loss that fit() shows).
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step(), calling report() with each Epoch from epoch 0
-    (the start) on. Return the last Epoch, and whether training diverged."""
+    """Run `epochs` epochs of step(), calling report() with the Epoch at the start
+    (epoch 0) and after each epoch. Return the last Epoch, and whether it diverged."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
-    for epoch in range(epochs + 1):  # the last one only reports where training ended
+    for epoch in range(epochs + 1):  # epoch 0 is the start, then `epochs` epochs
         w, b = float(model.w), float(model.b)
-        # The loss over all the data at w, b. With a single batch, the step below
-        # computes just that before it updates, so its loss is used: one pass fewer.
+        # The loss over all the data at w, b. Each step returns the loss it computed
+        # before its update; with a single batch that is this very loss, so it is
+        # taken from the step instead of being computed twice.
         reuse = len(batches) == 1 and epoch < epochs
         loss = None if reuse else float(mean_squared_error(y, model(x)))
-        if epoch < epochs:  # the epoch's steps, one per batch, in order
+        if epoch < epochs:  # this epoch's steps: one per batch, in order
             losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
             loss = losses[0] if reuse else loss
         state = Epoch(epoch, w, b, loss, batch_loss)
         start_loss = loss if start_loss is None else start_loss
-        # Too large a learning rate overshoots more each step, and the loss grows
-        # without bound: it diverges. A settled loss only wobbles in its last float32
-        # digits, so diverged means: not a finite number, or over 10 times its start.
+        # Too large a learning rate overshoots further at each step, and the loss
+        # grows without bound: training diverges. (A settled loss only wobbles in
+        # its last float32 digits.) So a loss that is not a finite number, or is
+        # over 10 times its start, stops training.
         if not math.isfinite(loss) or loss > 10 * start_loss:
             return state, True
         report(state)
-        if epoch < epochs:  # the batch losses (each from before its update), by size
+        if epoch < epochs:  # the mean of the batch losses, weighted by batch size
             batch_loss = float(np.average(losses, weights=sizes))
     return state, False
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
+# Training is checked against the exact answer, and the learning rate against the
+# rates that can work, both computed with NumPy in float64 (about 16 digits).
 def least_squares(x, y):
     """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
-    # The loss is lowest where both derivatives are zero: dL/db = 0 gives
-    # b = mean(y) - W*mean(x); then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
-    # with xc = x - mean(x), yc = y - mean(y). Gradient descent stops there too: at
-    # the best line for this sample, near W=3, b=2 but, with noise, not on it.
+    # The loss is lowest where both of its derivatives are zero: dL/db = 0 gives
+    # b = mean(y) - W*mean(x), and then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
+    # with xc = x - mean(x) and yc = y - mean(y). Full-batch gradient descent stops
+    # where the gradient is zero, so here too: at the best line for this sample,
+    # near W=3, b=2 but, with noise, not on it.
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xc, yc = x64 - x64.mean(), y64 - y64.mean()
     w = float(np.dot(xc, yc) / np.dot(xc, xc))
@@ -168,17 +181,17 @@ def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
     # Call d the distance from (W, b) to least squares. The loss is a quadratic
     # bowl, so its gradient is H d, where H = 2*[[mean(x*x), mean(x)], [mean(x), 1]]
-    # holds its second derivatives (the Hessian). A step subtracts rate*H d, so it
-    # turns d into d - rate*H d = (I - rate*H) d.
+    # holds the loss's second derivatives (its Hessian). A step subtracts rate*H d,
+    # so it turns d into d - rate*H d = (I - rate*H) d, with I the identity matrix.
     # Intuition: x drawn from N(0, 1) has mean(x*x) near 1 and mean(x) near 0, so H
-    # is near 2*I and a step multiplies d by about |1 - 2*rate|: rates up to about 1
-    # shrink d, at 0.5 it nearly vanishes in one step, and above 1 it grows.
-    # Exactly: H has two eigenvectors, directions it only scales, each by its
+    # is near 2*I, and a step multiplies d by about |1 - 2*rate|: rates up to about
+    # 1 shrink d, at 0.5 it nearly vanishes in one step, and above 1 it grows.
+    # Exactly: H has two eigenvectors, directions that H only scales, each by its
     # eigenvalue lam; along each, a step multiplies d by |1 - rate*lam|. Both shrink
     # only below 2/lam_max, the stability limit (near it, training crawls), and the
     # slower one shrinks fastest at the balanced rate 2/(lam_min + lam_max). Each
-    # batch has its own H: with batches, this gives the smallest limit of any batch,
-    # and no balanced rate.
+    # batch has its own H: with batches, this returns the smallest limit of any
+    # batch, and no balanced rate.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
@@ -192,10 +205,11 @@ def stable_and_balanced_rates(x, batch_size):
 def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
     """Converged or not, why, and what to try next."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # How close counts: float32 keeps about 7 digits, so its numbers near v are about
-    # eps*|v| apart, and training stops a few such gaps from the exact answer
-    # (measured: up to 6). Allow 32 gaps, or 1e-4 if more; compared as printed.
-    eps = float(np.finfo(np.float32).eps)  # the gap from 1 to the next float32
+    # How close counts as converged: float32 numbers near v are about eps*|v| apart
+    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
+    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
+    # is more. The tolerance compared is the one printed.
+    eps = float(np.finfo(np.float32).eps)
     tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
     if gap <= tolerance:
@@ -207,7 +221,7 @@ true line because the noise in a sample does not average out to zero."""
         return f"{head} (gap {gap:.1e}).\n{why}"
     head = f"Not converged: learned W and b are {gap:.1e} from least squares "
     head += f"(more than {tolerance:g}).\n"
-    # The gradient over all the data at w, b, for the two checks below.
+    # Why not? Two checks use the gradient over all the data at the learned w, b.
     error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
     gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
     # An update smaller than half the gap to the next float32 number rounds away.
@@ -266,9 +280,9 @@ class KerasLine(keras.Model):
 
     def __init__(self, initial_w, initial_b):
         super().__init__()
-        # add_weight, not tf.Variable: Keras 3 does not track plain tf.Variable
-        # attributes (TensorFlow's guide uses them), so fit() would train nothing,
-        # with only a warning.
+        # add_weight, not tf.Variable: Keras 3 does not track tf.Variable attributes
+        # of a keras.Model (TensorFlow's guide stores weights that way), and fit()
+        # would then train nothing, with only a warning.
         start = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=start(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=start(initial_b), name="b")
@@ -297,14 +311,15 @@ class ReportEachEpoch(keras.callbacks.Callback):
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(*start)
-    # SGD(learning_rate) makes train_step's assign_sub update, and "mse" is
-    # mean_squared_error. jit_compile=False keeps XLA out, as make_step does by
-    # default (Keras's default, "auto", may turn it on).
+    # compile() only records how to train: SGD(learning_rate), whose update is
+    # train_step's assign_sub, and "mse", which is mean_squared_error.
+    # jit_compile=False keeps XLA out, as make_step does by default (Keras's
+    # default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
-    # fit()'s default is batches of 32 in an order shuffled every epoch. The same
-    # batches in order (shuffle=False) are train()'s steps: the same W and b each
-    # epoch, to float32 rounding. verbose=0 hides fit()'s progress bar.
+    # fit()'s default is batches of 32, in an order shuffled every epoch. The same
+    # batches in order (shuffle=False) are train()'s steps: the same W and b after
+    # each epoch, to float32 rounding. verbose=0 hides fit()'s progress bar.
     options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w), float(model.b)
