@@ -85,6 +85,14 @@ def test_the_default_run_in_the_readme_is_python_main_py_itself(main_py_run):
     assert printed[-len(expected) :] == expected
 
 
+def test_the_sample_timing_lines_add_up(main_py_run):
+    """The default block's times are masked above, so check that they come from
+    one run: the total is epoch 1 plus the 99 later epochs, to the printed digits."""
+    total, first, each = map(float, re.findall(r"\d+\.\d+", BLOCKS[0][1])[-3:])
+    assert "Training took" in BLOCKS[0][1]
+    assert total == pytest.approx(first + 99 * each / 1000, abs=0.0015)
+
+
 def test_the_optimizer_recipe_runs_as_written_and_pairs_each_gradient(
     default_data, tmp_path
 ):
