@@ -2,7 +2,7 @@
 
 Read sections 1 to 8 in order: they are the lesson. After the banner comes the
 machinery (command line, printed report, figure), where run() joins the pieces.
-The tests in tests/ check what these comments claim.
+The tests in tests/ check the facts stated here: gradients, dtypes, fit()'s steps.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
