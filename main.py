@@ -48,9 +48,10 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
     # x and the noise come from N(0, 1), the normal distribution with mean 0 and
-    # standard deviation 1. Both are float32: 32-bit numbers with about 7 digits,
-    # what TensorFlow's Variables hold by default. NumPy's default is float64, and
-    # mixing the two raises an error inside tf.function (README's FAQ has each case).
+    # standard deviation 1. Both are float32, 32-bit numbers with about 7 digits,
+    # which TensorFlow makes from Python floats (tf.Variable(5.0) is float32).
+    # NumPy's default is float64, and mixing the two raises an error inside
+    # tf.function (section 5; README's FAQ has each case).
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
@@ -92,15 +93,17 @@ def train_step(model, x, y, learning_rate):
     # So the loss is computed inside the block; computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask for the gradients after the block: gradient() called inside it stops the
-    # recording. Ask once: a second call raises RuntimeError unless the tape was
-    # made with persistent=True. With L for the loss, the gradients equal the hand
-    # derivation  dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)).
+    # Ask for the gradients after the block: on a tape like this one, gradient()
+    # called inside it stops the recording. Ask once: a second call raises
+    # RuntimeError unless the tape was made with persistent=True. With L for the
+    # loss, the chain rule gives  dL/dW = -2*mean(x*(y - f(x))),
+    # dL/db = -2*mean(y - f(x)), and the tape's gradients equal these.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
-    # The gradient points uphill, so step against it, by learning rate x gradient
-    # (too large a rate overshoots: section 7). assign_sub changes the Variable in
-    # place; `model.w = model.w - ...` would replace it with a plain tensor, whose
-    # gradient at the next step is None.
+    # The gradient points uphill, so step against it, by learning rate x gradient:
+    # gradient descent (too large a rate overshoots: section 7). assign_sub changes
+    # the Variable in place. `model.w = model.w - ...` would replace it with a plain
+    # tensor: eagerly, the next gradient is None; in a tf.function, the Variable
+    # silently stops changing.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -112,9 +115,10 @@ def make_step(eager=False, jit_compile=False):
     # Eager mode, TensorFlow's default, runs each operation as Python reaches it:
     # easy to debug with print() and pdb. tf.function instead runs the Python once,
     # recording ("tracing") the operations it calls into a graph, a fixed plan that
-    # TensorFlow then runs without the Python: same numbers, less Python per step.
-    # A new input shape or dtype, or another Python value such as the learning
-    # rate, traces again. To debug, use --eager or tf.config.run_functions_eagerly.
+    # TensorFlow then runs without the Python: the same results to float32
+    # rounding, with less Python per step. A new input shape or dtype, or another
+    # Python value such as the learning rate, traces again. To debug, run this
+    # script with --eager, or call tf.config.run_functions_eagerly(True).
     # jit_compile=True also has XLA, TensorFlow's compiler, fuse the graph's
     # operations into fewer passes over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
@@ -138,13 +142,14 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
     for epoch in range(epochs + 1):  # epoch 0 is the start, then `epochs` epochs
+        # Each turn takes W and b after `epoch` epochs and the loss over all the
+        # data at them, then runs the next epoch's steps, one per batch, in order.
+        # A step returns its loss from before its update: with a single batch, that
+        # is the loss at these W and b, so it is used rather than computed twice.
         w, b = float(model.w), float(model.b)
-        # The loss over all the data at w, b. Each step returns the loss it computed
-        # before its update; with a single batch that is this very loss, so it is
-        # taken from the step instead of being computed twice.
         reuse = len(batches) == 1 and epoch < epochs
         loss = None if reuse else float(mean_squared_error(y, model(x)))
-        if epoch < epochs:  # this epoch's steps: one per batch, in order
+        if epoch < epochs:
             losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
             loss = losses[0] if reuse else loss
         state = Epoch(epoch, w, b, loss, batch_loss)
@@ -156,7 +161,7 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         if not math.isfinite(loss) or loss > 10 * start_loss:
             return state, True
         report(state)
-        if epoch < epochs:  # the mean of the batch losses, weighted by batch size
+        if epoch < epochs:  # for the next Epoch: its batch losses' mean, by size
             batch_loss = float(np.average(losses, weights=sizes))
     return state, False
 
@@ -179,19 +184,20 @@ def least_squares(x, y):
 
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Call d the distance from (W, b) to least squares. The loss is a quadratic
-    # bowl, so its gradient is H d, where H = 2*[[mean(x*x), mean(x)], [mean(x), 1]]
-    # holds the loss's second derivatives (its Hessian). A step subtracts rate*H d,
-    # so it turns d into d - rate*H d = (I - rate*H) d, with I the identity matrix.
+    # Call d the vector from least squares to (W, b). The loss is a quadratic bowl,
+    # so its gradient is H d, where H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] holds
+    # the loss's second derivatives (its Hessian). A step subtracts rate*H d, so it
+    # turns d into d - rate*H d = (I - rate*H) d, with I the identity matrix.
     # Intuition: x drawn from N(0, 1) has mean(x*x) near 1 and mean(x) near 0, so H
-    # is near 2*I, and a step multiplies d by about |1 - 2*rate|: rates up to about
+    # is near 2*I, and a step turns d into about (1 - 2*rate) d: rates up to about
     # 1 shrink d, at 0.5 it nearly vanishes in one step, and above 1 it grows.
-    # Exactly: H has two eigenvectors, directions that H only scales, each by its
-    # eigenvalue lam; along each, a step multiplies d by |1 - rate*lam|. Both shrink
-    # only below 2/lam_max, the stability limit (near it, training crawls), and the
-    # slower one shrinks fastest at the balanced rate 2/(lam_min + lam_max). Each
-    # batch has its own H: with batches, this returns the smallest limit of any
-    # batch, and no balanced rate.
+    # Exactly (linear algebra; skip it if you like): H has two eigenvectors,
+    # directions it only scales, each by its eigenvalue lam; along each, a step
+    # multiplies d by (1 - rate*lam). Both shrink only below 2/lam_max, the
+    # stability limit (near it, training crawls), and the slower one shrinks
+    # fastest at the balanced rate 2/(lam_min + lam_max). Each batch has its own H:
+    # with batches, this returns the smallest limit of any batch (every step is
+    # stable below it), and no balanced rate.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
@@ -200,69 +206,6 @@ def stable_and_balanced_rates(x, batch_size):
     lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
     balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
     return float(np.min(2 / lam_max)), balanced
-
-
-def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
-    """Converged or not, why, and what to try next."""
-    (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # How close counts as converged: float32 numbers near v are about eps*|v| apart
-    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
-    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
-    # is more. The tolerance compared is the one printed.
-    eps = float(np.finfo(np.float32).eps)
-    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
-    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
-    if gap <= tolerance:
-        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
-        why = """Least squares is the best line for this sample. It differs from the
-true line because the noise in a sample does not average out to zero."""
-        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
-            why = "Least squares is the true line here: no noise, or too little to move it."
-        return f"{head} (gap {gap:.1e}).\n{why}"
-    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
-    head += f"(more than {tolerance:g}).\n"
-    # Why not? Two checks use the gradient over all the data at the learned w, b.
-    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
-    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
-    # An update smaller than half the gap to the next float32 number rounds away.
-    gaps = np.spacing(np.float32([w, b]))
-    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
-    if stuck:
-        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
-float32 numbers there, so it rounds away. Use a larger --learning-rate."""
-    # With batches, an epoch's updates can cancel out: W and b then end each epoch
-    # about where they started it, though the gradient over all the data is not 0.
-    moved = max(abs(w - w0), abs(b - b0))
-    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
-        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
-fixed learning rate their pulls cancel out each epoch short of least squares.
-More --epochs change nothing; a smaller --learning-rate lands closer."""
-    rate = f" (balanced {balanced:.5f})" if balanced else ""
-    return f"{head}Try more --epochs, or another --learning-rate{rate}."
-
-
-def rounded_down(limit):
-    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
-    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
-
-
-def why_no_convergence(last, start_loss, rate, stable, balanced):
-    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    if math.isfinite(last.loss):
-        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
-        what += f" to {last.loss:.5g}, over 10 times its start"
-    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
-        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
-        what += " but cannot converge: along one direction each step overshoots a"
-        what += " little more than the last"
-    limit = rounded_down(stable)
-    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
-    above += "." if balanced else ", the smallest of any batch."
-    use = f"every step is stable below {limit}"
-    use = f"balanced {balanced:.5f}" if balanced else use
-    advice = f"\nUse a smaller --learning-rate ({use})."
-    return f"Training {what}.{above * (rate >= stable)}{advice}"
 
 
 def summary(x, y, rows):
@@ -448,6 +391,69 @@ class Progress:
         line += f"{first - self.started:.3f} s{traced}"
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
         return line + (later if n > 1 else ".")
+
+
+def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
+    """Converged or not, why, and what to try next."""
+    (_, w0, b0, *_), (_, w, b, *_) = last_two
+    # How close counts as converged: float32 numbers near v are about eps*|v| apart
+    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
+    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
+    # is more. The tolerance compared is the one printed.
+    eps = float(np.finfo(np.float32).eps)
+    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
+    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    if gap <= tolerance:
+        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
+        why = """Least squares is the best line for this sample. It differs from the
+true line because the noise in a sample does not average out to zero."""
+        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
+            why = "Least squares is the true line here: no noise, or too little to move it."
+        return f"{head} (gap {gap:.1e}).\n{why}"
+    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
+    head += f"(more than {tolerance:g}).\n"
+    # Why not? Two checks use the gradient over all the data at the learned w, b.
+    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
+    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
+    # An update smaller than half the gap to the next float32 number rounds away.
+    gaps = np.spacing(np.float32([w, b]))
+    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
+    if stuck:
+        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
+float32 numbers there, so it rounds away. Use a larger --learning-rate."""
+    # With batches, an epoch's updates can cancel out: W and b then end each epoch
+    # about where they started it, though the gradient over all the data is not 0.
+    moved = max(abs(w - w0), abs(b - b0))
+    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
+        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
+fixed learning rate their pulls cancel out each epoch short of least squares.
+More --epochs change nothing; a smaller --learning-rate lands closer."""
+    rate = f" (balanced {balanced:.5f})" if balanced else ""
+    return f"{head}Try more --epochs, or another --learning-rate{rate}."
+
+
+def rounded_down(limit):
+    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
+    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
+
+
+def why_no_convergence(last, start_loss, rate, stable, balanced):
+    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
+    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    if math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
+        what += f" to {last.loss:.5g}, over 10 times its start"
+    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
+        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
+        what += " but cannot converge: along one direction each step overshoots a"
+        what += " little more than the last"
+    limit = rounded_down(stable)
+    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
+    above += "." if balanced else ", the smallest of any batch."
+    use = f"every step is stable below {limit}"
+    use = f"balanced {balanced:.5f}" if balanced else use
+    advice = f"\nUse a smaller --learning-rate ({use})."
+    return f"Training {what}.{above * (rate >= stable)}{advice}"
 
 
 def save_plot(path, x, y, kept, fitted, walk):

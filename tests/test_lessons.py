@@ -218,6 +218,25 @@ def test_assign_sub_updates_in_place_and_reassignment_breaks_the_tape(default_da
     assert tape.gradient(loss, model.w) is None
 
 
+def test_reassignment_inside_tf_function_silently_stops_the_variable(default_data):
+    """In a tf.function, `model.w = model.w - ...` raises nothing: the Variable the
+    graph captured just never changes, and model.w becomes a graph tensor."""
+    x, y = (tf.constant(a) for a in default_data)
+
+    def reassigning_step(model):
+        with tf.GradientTape() as tape:
+            loss = main.mean_squared_error(y, model(x))
+        dloss_dw = tape.gradient(loss, model.w)
+        model.w = model.w - 0.1 * dloss_dw  # the mistake, inside a graph
+        return loss
+
+    model = main.LinearModel(5.0, 0.0)
+    variable, step = model.w, tf.function(reassigning_step)
+    step(model)
+    step(model)
+    assert float(variable) == 5.0 and not isinstance(model.w, tf.Variable)
+
+
 # --- 5. tf.function -----------------------------------------------------------------
 def test_tf_function_traces_once_then_reuses_the_graph(default_data):
     """Python runs once to trace; later calls with the same inputs reuse it."""
