@@ -40,7 +40,7 @@ LEARNING_RATE = 0.1  # how big a step each update of W and b takes (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (section 6)
 SEED = 42  # seeds the random data, so every run with the same settings matches
-INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to watch
+INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to see move
 
 
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
@@ -89,14 +89,15 @@ def mean_squared_error(y_true, y_pred):
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block on what it
-    # watches: trainable Variables on their own, a constant only after tape.watch().
+    # watches: trainable Variables on their own, a plain tensor only after
+    # tape.watch(tensor).
     # So the loss is computed inside the block; computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask for the gradients after the block: on a tape like this one, gradient()
-    # called inside it stops the recording. Ask once: a second call raises
-    # RuntimeError unless the tape was made with persistent=True. With L for the
-    # loss, the chain rule gives  dL/dW = -2*mean(x*(y - f(x))),
+    # Ask for the gradients after the block, and once. This tape is not persistent:
+    # gradient() called inside the block stops its recording, and a second call
+    # raises RuntimeError (a tape made with persistent=True allows repeats). With L
+    # for the loss, the chain rule gives  dL/dW = -2*mean(x*(y - f(x))),
     # dL/db = -2*mean(y - f(x)), and the tape's gradients equal these.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it, by learning rate x gradient:
