@@ -127,44 +127,26 @@ def make_step(eager=False, jit_compile=False):
 
 # 6. The loop: epochs of batches. -------------------------------------------------
 # An epoch is one pass over the data. The data is cut into batches of batch_size
-# examples, and each batch gets one step. With a single batch of all the data (full
+# examples, and each batch gets one step. With one batch of all the data (full
 # batch, the default), every step follows the exact gradient. Smaller batches take
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
-# gradient descent, what Keras's fit() does by default. After each epoch, train()
-# reports an Epoch: W and b, the loss over all the data at them, and batch_loss,
-# the mean of the epoch's batch losses (the loss that fit() shows).
-Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
-
-
+# gradient descent, which Keras's fit() does by default (section 8).
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step(), calling report() with the Epoch at the start
-    (epoch 0) and after each epoch. Return the last Epoch, and whether it diverged."""
+    """Run `epochs` epochs of step(), calling report(epoch, model, batch_loss) at the
+    start (epoch 0) and after each epoch. Stop early if report() returns True."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
-    sizes, start_loss, batch_loss = [len(bx) for bx, _ in batches], None, None
-    for epoch in range(epochs + 1):  # epoch 0 is the start, then `epochs` epochs
-        # Each turn takes W and b after `epoch` epochs and the loss over all the
-        # data at them, then runs the next epoch's steps, one per batch, in order.
-        # A step returns its loss from before its update: with a single batch, that
-        # is the loss at these W and b, so it is used rather than computed twice.
-        w, b = float(model.w), float(model.b)
-        reuse = len(batches) == 1 and epoch < epochs
-        loss = None if reuse else float(mean_squared_error(y, model(x)))
-        if epoch < epochs:
-            losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
-            loss = losses[0] if reuse else loss
-        state = Epoch(epoch, w, b, loss, batch_loss)
-        start_loss = loss if start_loss is None else start_loss
-        # Too large a learning rate overshoots further at each step, and the loss
-        # grows without bound: training diverges. (A settled loss only wobbles in
-        # its last float32 digits.) So a loss that is not a finite number, or is
-        # over 10 times its start, stops training.
-        if not math.isfinite(loss) or loss > 10 * start_loss:
-            return state, True
-        report(state)
-        if epoch < epochs:  # for the next Epoch: its batch losses' mean, by size
-            batch_loss = float(np.average(losses, weights=sizes))
-    return state, False
+    sizes = [len(batch_x) for batch_x, _ in batches]
+    report(0, model, None)  # where training starts
+    for epoch in range(1, epochs + 1):
+        losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
+        # The epoch's batch losses, each from before its step, averaged with each
+        # batch weighted by its size: the loss Keras's fit() reports for an epoch.
+        batch_loss = float(np.average(losses, weights=sizes))
+        # main.py's report() prints a table row and returns True when the loss has
+        # blown up: too large a learning rate overshoots more at every step (7).
+        if report(epoch, model, batch_loss):
+            return
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
@@ -183,39 +165,13 @@ def least_squares(x, y):
     return w, float(y64.mean() - w * x64.mean())
 
 
-def stable_and_balanced_rates(x, batch_size):
-    """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Call d the vector from least squares to (W, b). The loss is a quadratic bowl,
-    # so its gradient is H d, where H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] holds
-    # the loss's second derivatives (its Hessian). A step subtracts rate*H d, so it
-    # turns d into d - rate*H d = (I - rate*H) d, with I the identity matrix.
-    # Intuition: x drawn from N(0, 1) has mean(x*x) near 1 and mean(x) near 0, so H
-    # is near 2*I, and a step turns d into about (1 - 2*rate) d: rates up to about
-    # 1 shrink d, at 0.5 it nearly vanishes in one step, and above 1 it grows.
-    # Exactly (linear algebra; skip it if you like): H has two eigenvectors,
-    # directions it only scales, each by its eigenvalue lam; along each, a step
-    # multiplies d by (1 - rate*lam). Both shrink only below 2/lam_max, the
-    # stability limit (near it, training crawls), and the slower one shrinks
-    # fastest at the balanced rate 2/(lam_min + lam_max). Each batch has its own H:
-    # with batches, this returns the smallest limit of any batch (every step is
-    # stable below it), and no balanced rate.
-    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))
-    mean_x = np.add.reduceat(x64, starts) / sizes
-    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
-    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
-    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
-    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
-    return float(np.min(2 / lam_max)), balanced
-
-
-def summary(x, y, rows):
-    """A line per (label, W, b), each with its loss computed alike, in float64."""
-    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
-    for label, w, b in rows:
-        loss = np.mean(np.square(y64 - (x64 * w + b)))
-        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
-    return "\n".join(lines)
+# Which learning rates work. The loss is a bowl whose bottom is least squares,
+# and a step moves (W, b) against the gradient by learning_rate x gradient. With x
+# drawn from N(0, 1), the gradient is about 2 x (the distance to the bottom), so a
+# step multiplies that distance by about (1 - 2 x learning_rate): rates below about
+# 1 shrink it, fastest near 0.5, and rates above about 1 make it grow at every
+# step, so training diverges. The header prints the exact limits for your data;
+# stable_and_balanced_rates(), after the banner, computes them.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -236,20 +192,18 @@ class KerasLine(keras.Model):
 
 
 class ReportEachEpoch(keras.callbacks.Callback):
-    """fit() calls its callbacks' methods at set points; this one reports each epoch
-    as train() does, with the loss fit() passes on_epoch_end in `logs`."""
+    """fit() calls its callbacks' methods at set points. This one calls report() as
+    train() does, with the loss fit() passes on_epoch_end in `logs`."""
 
-    def __init__(self, x, y, report):
+    def __init__(self, report):
         super().__init__()
-        self.x, self.y, self.report = x, y, report
+        self.report = report
 
-    def on_train_begin(self, logs=None):  # epoch 0: where training starts
-        self.on_epoch_end(-1, {})  # (fit() counts epochs from 0)
+    def on_train_begin(self, logs=None):  # self.model: the model fit() trains
+        self.report(0, self.model, None)  # where training starts
 
-    def on_epoch_end(self, epoch, logs=None):
-        w, b = float(self.model.w), float(self.model.b)
-        loss = float(mean_squared_error(self.y, self.model(self.x)))
-        self.report(Epoch(epoch + 1, w, b, loss, logs.get("loss")))
+    def on_epoch_end(self, epoch, logs=None):  # fit() counts epochs from 0
+        self.report(epoch + 1, self.model, logs["loss"])
 
 
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
@@ -348,30 +302,82 @@ def plot_problem(path):
     return None
 
 
-class Progress:
-    """report() for train() and fit(): prints the table's rows, and keeps what the
-    summary and the figure need, bounded whatever the number of epochs."""
+# Appendix to section 7: the exact learning-rate limits (linear algebra).
+def stable_and_balanced_rates(x, batch_size):
+    """Return (every step is stable below this rate, the balanced rate or None)."""
+    # Call d the vector from least squares to (W, b). The loss is quadratic in
+    # (W, b), so its gradient is H d, where H = 2*[[mean(x*x), mean(x)],
+    # [mean(x), 1]] holds the loss's second derivatives (its Hessian). A step
+    # subtracts rate*H d, so it turns d into (I - rate*H) d, I the identity matrix.
+    # H has two eigenvectors, directions it only scales, each by its eigenvalue lam;
+    # along each, a step multiplies d by (1 - rate*lam). Both shrink only below
+    # 2/lam_max, the stability limit (near it, training crawls), and the slower one
+    # shrinks fastest at the balanced rate 2/(lam_min + lam_max). With x from
+    # N(0, 1), H is about 2*I: both lam are near 2, the limit near 1, the balanced
+    # rate near 0.5. Each batch has its own H: with batches, this returns the
+    # smallest limit of any batch (every step is stable below it), and no balanced
+    # rate.
+    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    mean_x = np.add.reduceat(x64, starts) / sizes
+    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
+    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
+    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
+    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
+    return float(np.min(2 / lam_max)), balanced
 
-    def __init__(self, epochs, batch_loss_title=None):
-        self.epochs, self.batch_loss_title = epochs, batch_loss_title
+
+def summary(x, y, rows):
+    """A line per (label, W, b), each with its loss computed alike, in float64."""
+    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
+    for label, w, b in rows:
+        loss = np.mean(np.square(y64 - (x64 * w + b)))
+        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
+    return "\n".join(lines)
+
+
+# One table row: W and b after `epoch` epochs, the loss over all the data at
+# them, and the epoch's batch_loss (fit()'s loss; None at epoch 0).
+Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
+
+
+class Progress:
+    """report() for train() and fit(): makes each Epoch, stops a diverged run,
+    prints the table's rows, and keeps what the summary and the figure need, in
+    memory bounded whatever the number of epochs."""
+
+    def __init__(self, epochs, evaluate, batch_loss_title=None):
+        self.epochs, self.evaluate, self.title = epochs, evaluate, batch_loss_title
         self.row_every = math.ceil(epochs / TABLE_ROWS)
         self.keep_every = math.ceil(epochs / PLOT_POINTS)
         self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
         self.printed = self.started = time.perf_counter()
+        self.diverged = None
         title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
-    def __call__(self, state):
-        epoch, w, b, loss, batch_loss = state
-        now = time.perf_counter()
-        self.times, self.last_two = [*self.times[:1], now], [*self.last_two[-1:], state]
+    def __call__(self, epoch, model, batch_loss):
+        """Record epoch; return True if its loss is not finite or over 10 times
+        its start: too large a learning rate, overshooting more at each step (a
+        settled float32 loss only wobbles in its last digits)."""
+        w, b, loss = float(model.w), float(model.b), float(self.evaluate(model))
+        state, now = Epoch(epoch, w, b, loss, batch_loss), time.perf_counter()
+        if not math.isfinite(loss) or (self.kept and loss > 10 * self.kept[0].loss):
+            self.diverged = state
+            return True
+        self.times = [*self.times[:1], now] if epoch else []  # epoch 1 and the last
+        self.last_two = [*self.last_two[-1:], state]
         if epoch % self.keep_every == 0 or epoch == self.epochs:
             self.kept.append(state)
-        due = epoch % self.row_every == 0 or epoch == self.epochs
-        if due or now - self.printed >= PROGRESS_SECONDS:
-            self.printed, shown = now, self.batch_loss_title and batch_loss is not None
+        if (
+            epoch % self.row_every == 0
+            or epoch == self.epochs
+            or now - self.printed >= PROGRESS_SECONDS
+        ):
+            self.printed, shown = now, self.title and batch_loss is not None
             extra = f"  {batch_loss:>12.5f}" if shown else ""
             print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}{extra}")
+        return False
 
     def recording(self, step):
         """`step`, which also keeps W and b after each of its first PATH_STEPS calls."""
@@ -385,8 +391,8 @@ class Progress:
         return recorded
 
     def timing(self, tracing):
-        """How long train() took: its first pass (row 0 comes after it) apart."""
-        (first, last), n = self.times, self.epochs
+        """How long train() took, its first epoch (with any tracing) apart."""
+        first, last, n = self.times[0], self.times[-1], self.epochs
         traced = " (tracing the graph included)" * tracing
         line = f"Training took {last - self.started:.3f} s: epoch 1 took "
         line += f"{first - self.started:.3f} s{traced}"
@@ -490,6 +496,15 @@ def save_plot(path, x, y, kept, fitted, walk):
     fig.savefig(path, format="png", dpi=100)
 
 
+def make_evaluate(x, y, eager, jit_compile):
+    """The loss over all the data for any model, run as make_step runs the step."""
+
+    def evaluate(model):
+        return mean_squared_error(y, model(x))
+
+    return evaluate if eager else tf.function(evaluate, jit_compile=jit_compile)
+
+
 def print_header(args, batches, batch_size, stable, balanced):
     """What the run will do."""
     n, size, s = args.epochs, args.num_examples, "s" * (args.epochs > 1)
@@ -520,11 +535,13 @@ def run(args):
     batches, rate = -(-len(x) // batch_size), args.learning_rate  # ceil(N / B)
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batches, batch_size, stable, balanced)
-    progress = Progress(args.epochs, "batch mean" if args.keras else None)
+    evaluate = make_evaluate(*tensors, args.eager, args.jit_compile)
+    progress = Progress(args.epochs, evaluate, "batch mean" if args.keras else None)
     step = progress.recording(make_step(args.eager, args.jit_compile))
     data = (*tensors, rate, args.epochs, batch_size)
-    last, diverged = train(LinearModel(*INITIAL), *data, step, progress)
-    if diverged or (balanced and rate >= stable):  # then no --epochs would converge
+    train(LinearModel(*INITIAL), *data, step, progress)
+    last = progress.diverged or progress.last_two[-1]
+    if progress.diverged or (balanced and rate >= stable):  # no --epochs converge
         why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
         not_run = "\nkeras fit() was not run: it would take the same steps."
         print(why + not_run * args.keras, file=sys.stderr)
@@ -535,18 +552,18 @@ def run(args):
     print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
     print(progress.timing(tracing=not args.eager))
     if args.keras:
-        run_keras(args, x, y, tensors, batch_size, last)
+        run_keras(args, x, y, evaluate, batch_size, last)
     if args.plot is not None:
         save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
         print(f"Saved the figure to {args.plot}.")
     return 0
 
 
-def run_keras(args, x, y, tensors, batch_size, hand):
+def run_keras(args, x, y, evaluate, batch_size, hand):
     """The same training with fit(), its table from a callback; does it agree?"""
     print("\nThe same training with Keras's compile() and fit():\n")
-    progress, n = Progress(args.epochs, "fit() loss"), args.epochs
-    report, rate = ReportEachEpoch(*tensors, progress), args.learning_rate
+    progress, n = Progress(args.epochs, evaluate, "fit() loss"), args.epochs
+    report, rate = ReportEachEpoch(progress), args.learning_rate
     fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
     difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
     same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))

@@ -53,23 +53,17 @@ def train_fresh_model(
     learning_rate,
     epochs,
     start=None,
-    report=None,
     batch_size=None,
     **step_options,
 ):
-    """Train a new model as main() does; return (history, diverged): every Epoch
-    train() reported, then the diverged one if it diverged."""
+    """Train a new model as main() does, main.py's report() included; return
+    (history, diverged): every Epoch it kept, then the diverged one if any."""
     model = main.LinearModel(*(start or main.INITIAL))
-    step = main.make_step(**step_options)
-    history = []
-
-    def record(state):
-        history.append(state)
-        if report is not None:
-            report(state)
-
     x_tensor, y_tensor = main.tf.constant(x), main.tf.constant(y)
-    last, diverged = main.train(
+    evaluate = main.make_evaluate(x_tensor, y_tensor, eager=True, jit_compile=False)
+    progress = main.Progress(epochs, evaluate)  # its table goes to pytest's capture
+    step = main.make_step(**step_options)
+    main.train(
         model,
         x_tensor,
         y_tensor,
@@ -77,9 +71,10 @@ def train_fresh_model(
         epochs,
         batch_size or len(x),
         step,
-        record,
+        progress,
     )
-    return history + [last] * diverged, diverged
+    diverged = progress.diverged is not None
+    return progress.kept + [progress.diverged] * diverged, diverged
 
 
 @pytest.fixture(scope="session")

@@ -296,18 +296,6 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
 
 
 # --- 6. The loop --------------------------------------------------------------------
-class ScriptedModel:
-    """Stands in for LinearModel: each call gives a prediction whose loss is the
-    next scripted value (the targets are zeros); the step below only asks it."""
-
-    def __init__(self, losses):
-        self.w = self.b = 0.0
-        self.losses = iter(losses)
-
-    def __call__(self, x):
-        return tf.constant([np.sqrt(next(self.losses))], tf.float32)
-
-
 @pytest.mark.parametrize(
     "losses, diverged_at",
     [
@@ -317,25 +305,29 @@ class ScriptedModel:
         ([1.0, np.nan, 3.0], 1),
     ],
 )
-def test_train_stops_when_the_loss_is_not_finite_or_over_10_times_its_start(
+def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_start(
     losses, diverged_at
 ):
-    """Up to 10 times the starting loss, training goes on; beyond, it stops,
-    and the diverged epoch is returned, not reported."""
-    reported, zeros = [], tf.zeros(1)
-    last, diverged = main.train(
-        ScriptedModel(losses),
-        zeros,
-        zeros,
-        0.1,
-        len(losses) - 1,
-        1,
-        lambda model, x, y, rate: main.mean_squared_error(y, model(x)),
-        reported.append,
+    """Up to 10 times the starting loss, training goes on; beyond it, or at a loss
+    that is not a number, main.py's report() stops train() at once, and keeps the
+    diverged epoch apart from the table's rows."""
+    scripted, steps = iter(losses), []
+    progress = main.Progress(len(losses) - 1, lambda model: next(scripted))
+
+    def counted_step(model, x, y, rate):
+        steps.append(rate)
+        return 0.0
+
+    zeros, epochs = tf.zeros(1), len(losses) - 1
+    main.train(
+        main.LinearModel(0.0, 0.0), zeros, zeros, 0.1, epochs, 1, counted_step, progress
     )
-    assert diverged == (diverged_at is not None)
-    assert last.epoch == (len(losses) - 1 if diverged_at is None else diverged_at)
-    assert len(reported) == (diverged_at or len(losses))
+    assert len(progress.kept) == (diverged_at or len(losses))
+    assert len(steps) == (diverged_at or epochs)
+    if diverged_at is None:
+        assert progress.diverged is None
+    else:
+        assert progress.diverged.epoch == diverged_at
 
 
 def test_batches_are_one_update_each_in_order(default_data, train_on):

@@ -109,12 +109,13 @@ def test_progress_keeps_bounded_memory_whatever_the_epochs():
     import tracemalloc
 
     for epochs in (2_000, 20_000):
-        progress = main.Progress(epochs)
+        progress = main.Progress(epochs, lambda model: 3.0)
+        model = main.LinearModel(1.0, 2.0)
         main.sys.stdout, real = io.StringIO(), main.sys.stdout
         tracemalloc.start()
         try:
             for epoch in range(epochs + 1):
-                progress(main.Epoch(epoch, 1.0, 2.0, 3.0, None))
+                progress(epoch, model, None)
             grown = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
