@@ -143,8 +143,9 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # The epoch's batch losses, each from before its step, averaged with each
         # batch weighted by its size: the loss Keras's fit() reports for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
-        # main.py's report() prints a table row and returns True when the loss has
-        # blown up: too large a learning rate overshoots more at every step (7).
+        # The report() that main.py passes in prints a table row, and returns True
+        # once the loss has blown up: too large a learning rate overshoots more at
+        # every step (section 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
 
@@ -166,12 +167,12 @@ def least_squares(x, y):
 
 
 # Which learning rates work. The loss is a bowl whose bottom is least squares,
-# and a step moves (W, b) against the gradient by learning_rate x gradient. With x
-# drawn from N(0, 1), the gradient is about 2 x (the distance to the bottom), so a
-# step multiplies that distance by about (1 - 2 x learning_rate): rates below about
-# 1 shrink it, fastest near 0.5, and rates above about 1 make it grow at every
-# step, so training diverges. The header prints the exact limits for your data;
-# stable_and_balanced_rates(), after the banner, computes them.
+# and a step moves (W, b) by learning_rate x gradient, against the gradient. With
+# x drawn from N(0, 1), the gradient is about 2 times the distance from (W, b) to
+# the bottom, so a step multiplies that distance by about (1 - 2 x learning_rate).
+# Rates below about 1 shrink it, fastest near 0.5; above about 1 it grows at every
+# step, and training diverges. The header prints the exact limits for your data,
+# which stable_and_balanced_rates(), after the banner, computes.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
