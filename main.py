@@ -370,11 +370,8 @@ class Progress:
         self.last_two = [*self.last_two[-1:], state]
         if epoch % self.keep_every == 0 or epoch == self.epochs:
             self.kept.append(state)
-        if (
-            epoch % self.row_every == 0
-            or epoch == self.epochs
-            or now - self.printed >= PROGRESS_SECONDS
-        ):
+        due = epoch % self.row_every == 0 or epoch == self.epochs
+        if due or now - self.printed >= PROGRESS_SECONDS:
             self.printed, shown = now, self.title and batch_loss is not None
             extra = f"  {batch_loss:>12.5f}" if shown else ""
             print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}{extra}")
