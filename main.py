@@ -47,11 +47,11 @@ INITIAL = (5.0, 0.0)  # W and b where training starts: far from 3 and 2, to see 
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
-    # x and the noise come from N(0, 1), the normal distribution with mean 0 and
-    # standard deviation 1. Both are float32, 32-bit numbers with about 7 digits,
-    # which TensorFlow makes from Python floats (tf.Variable(5.0) is float32).
-    # NumPy's default is float64, and mixing the two raises an error inside
-    # tf.function (section 5; README's FAQ has each case).
+    # x comes from N(0, 1), the normal distribution with mean 0 and standard
+    # deviation 1; the noise from the same, scaled to noise_std. Both are float32,
+    # 32-bit numbers with about 7 digits, which TensorFlow makes from Python floats
+    # too. NumPy's default is float64, and mixing the two can raise errors
+    # (README's FAQ lists each case), so the data is float32 from the start.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
@@ -100,11 +100,11 @@ def train_step(model, x, y, learning_rate):
     # for the loss, the chain rule gives  dL/dW = -2*mean(x*(y - f(x))),
     # dL/db = -2*mean(y - f(x)), and the tape's gradients equal these.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
-    # The gradient points uphill, so step against it, by learning rate x gradient:
-    # gradient descent (too large a rate overshoots: section 7). assign_sub changes
-    # the Variable in place. `model.w = model.w - ...` would replace it with a plain
-    # tensor: eagerly, the next gradient is None; in a tf.function, the Variable
-    # silently stops changing.
+    # The gradient (dL/dW, dL/db) points uphill, so step against it, by
+    # learning_rate * gradient: gradient descent (too large a rate overshoots:
+    # section 7). assign_sub changes the Variable in place. `model.w = model.w - ...`
+    # would replace it with a plain tensor that no tape watches: eagerly, the next
+    # gradient is None; in a tf.function, the Variable is never updated at all.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -131,6 +131,13 @@ def make_step(eager=False, jit_compile=False):
 # batch, the default), every step follows the exact gradient. Smaller batches take
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
+#
+# All together, as run() does after the banner (which adds the table and checks):
+#     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
+#     x, y = tf.constant(x), tf.constant(y)  # once: a tf.function converts NumPy
+#     model = LinearModel(*INITIAL)          # arrays again at every call
+#     train(model, x, y, LEARNING_RATE, EPOCHS, len(x), make_step(), report)
+# where report(epoch, model, batch_loss) may be as simple as print.
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` epochs of step(), calling report(epoch, model, batch_loss) at the
     start (epoch 0) and after each epoch. Stop early if report() returns True."""
@@ -166,13 +173,14 @@ def least_squares(x, y):
     return w, float(y64.mean() - w * x64.mean())
 
 
-# Which learning rates work. The loss is a bowl whose bottom is least squares,
-# and a step moves (W, b) by learning_rate x gradient, against the gradient. With
-# x drawn from N(0, 1), the gradient is about 2 times the distance from (W, b) to
-# the bottom, so a step multiplies that distance by about (1 - 2 x learning_rate).
-# Rates below about 1 shrink it, fastest near 0.5; above about 1 it grows at every
-# step, and training diverges. The header prints the exact limits for your data,
-# which stable_and_balanced_rates(), after the banner, computes.
+# Which learning rates work. The loss is a bowl whose bottom is least squares. Call
+# d the vector from the bottom to (W, b). With x drawn from N(0, 1) the gradient is
+# about 2*d, so a step, which subtracts learning_rate * gradient, turns d into
+# about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d a little each step;
+# at 0.5 it vanishes in about one step; from 0.5 to 1 it overshoots the bottom
+# (the factor is negative) but still shrinks; above about 1 it grows at every step,
+# and training diverges. The header prints the exact limits for your data
+# ("stable below" and "balanced"); the appendix after the banner computes them.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -211,7 +219,9 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(*start)
     # compile() only records how to train: SGD(learning_rate), whose update is
-    # train_step's assign_sub, and "mse", which is mean_squared_error.
+    # train_step's assign_sub, and "mse", which is mean_squared_error. (One SGD
+    # update is optimizer.apply_gradients(zip(gradients, variables)); README's
+    # FAQ runs it in a hand loop.)
     # jit_compile=False keeps XLA out, as make_step does by default (Keras's
     # default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
@@ -431,7 +441,7 @@ float32 numbers there, so it rounds away. Use a larger --learning-rate."""
     moved = max(abs(w - w0), abs(b - b0))
     if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
         return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
-fixed learning rate their pulls cancel out each epoch short of least squares.
+fixed learning rate their pulls cancel out each epoch near least squares, not on it.
 More --epochs change nothing; a smaller --learning-rate lands closer."""
     rate = f" (balanced {balanced:.5f})" if balanced else ""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
