@@ -2,7 +2,7 @@
 
 Read sections 1 to 8 in order: they are the lesson. After the banner comes the
 machinery (command line, printed report, figure), where run() joins the pieces.
-The tests in tests/ check the facts stated here: gradients, dtypes, fit()'s steps.
+The tests in tests/ check the facts stated here: gradients, data types, fit()'s steps.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -64,11 +64,9 @@ class LinearModel(tf.Module):
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
         # A tensor, TensorFlow's array, cannot change once made; a tf.Variable holds
-        # a value that can, as training needs for w and b. (A bias made with
-        # tf.zeros(()) is a tensor: it cannot be updated.) Variables are trainable
-        # unless made with trainable=False: gradient tapes (section 4) watch them.
-        # tf.Module collects the Variables stored on it: model.trainable_variables
-        # lists them sorted by attribute name, [b, w].
+        # a value that can, as training needs for w and b. Variables are trainable
+        # unless made with trainable=False: gradient tapes (section 4) watch them,
+        # and tf.Module lists them in model.trainable_variables.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -94,17 +92,17 @@ def train_step(model, x, y, learning_rate):
     # So the loss is computed inside the block; computed outside, its gradient is None.
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # Ask for the gradients after the block, and once. This tape is not persistent:
-    # gradient() called inside the block stops its recording, and a second call
-    # raises RuntimeError (a tape made with persistent=True allows repeats). With L
-    # for the loss, the chain rule gives  dL/dW = -2*mean(x*(y - f(x))),
-    # dL/db = -2*mean(y - f(x)), and the tape's gradients equal these.
+    # Ask for the gradients after the block (gradient() called inside it stops this
+    # tape's recording), and once (a second call raises RuntimeError, unless the
+    # tape was made with persistent=True). With L for the loss, the chain rule
+    # gives  dL/dW = -2*mean(x*(y - f(x))),  dL/db = -2*mean(y - f(x)),  and the
+    # tape's gradients equal these.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient (dL/dW, dL/db) points uphill, so step against it, by
     # learning_rate * gradient: gradient descent (too large a rate overshoots:
-    # section 7). assign_sub changes the Variable in place. `model.w = model.w - ...`
-    # would replace it with a plain tensor that no tape watches: eagerly, the next
-    # gradient is None; in a tf.function, the Variable is never updated at all.
+    # section 7). assign_sub changes the Variable in place; `model.w = model.w - ...`
+    # would put a plain tensor in its place, which no tape watches (README's FAQ
+    # says what then goes wrong).
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -120,8 +118,8 @@ def make_step(eager=False, jit_compile=False):
     # rounding, with less Python per step. A new input shape or dtype, or another
     # Python value such as the learning rate, traces again. To debug, run this
     # script with --eager, or call tf.config.run_functions_eagerly(True).
-    # jit_compile=True also has XLA, TensorFlow's compiler, fuse the graph's
-    # operations into fewer passes over the data.
+    # jit_compile=True also has XLA, TensorFlow's just-in-time compiler, fuse the
+    # graph's operations into fewer passes over the data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
@@ -132,12 +130,15 @@ def make_step(eager=False, jit_compile=False):
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
 #
-# All together, as run() does after the banner (which adds the table and checks):
+# All together, as run() does after the banner (which adds the table and checks).
+# The data becomes tensors once, since a tf.function converts NumPy arrays again
+# at every call:
 #     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-#     x, y = tf.constant(x), tf.constant(y)  # once: a tf.function converts NumPy
-#     model = LinearModel(*INITIAL)          # arrays again at every call
+#     x, y = tf.constant(x), tf.constant(y)
+#     model = LinearModel(*INITIAL)
+#     def report(epoch, model, batch_loss):
+#         print(epoch, float(model.w), float(model.b), batch_loss)
 #     train(model, x, y, LEARNING_RATE, EPOCHS, len(x), make_step(), report)
-# where report(epoch, model, batch_loss) may be as simple as print.
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` epochs of step(), calling report(epoch, model, batch_loss) at the
     start (epoch 0) and after each epoch. Stop early if report() returns True."""
@@ -173,14 +174,15 @@ def least_squares(x, y):
     return w, float(y64.mean() - w * x64.mean())
 
 
-# Which learning rates work. The loss is a bowl whose bottom is least squares. Call
-# d the vector from the bottom to (W, b). With x drawn from N(0, 1) the gradient is
-# about 2*d, so a step, which subtracts learning_rate * gradient, turns d into
-# about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d a little each step;
-# at 0.5 it vanishes in about one step; from 0.5 to 1 it overshoots the bottom
-# (the factor is negative) but still shrinks; above about 1 it grows at every step,
-# and training diverges. The header prints the exact limits for your data
-# ("stable below" and "balanced"); the appendix after the banner computes them.
+# Which learning rates work. The loss is quadratic in W and b: a bowl whose bottom
+# is least squares. Call d the vector from the bottom to (W, b). With x drawn from
+# N(0, 1) the gradient is about 2*d, so a step, which subtracts learning_rate *
+# gradient, turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d
+# without overshooting; at 0.5 it vanishes in about one step; from 0.5 to 1 it
+# overshoots the bottom (the factor is negative) but still shrinks; above about 1
+# it grows at every step, and training diverges. The header prints the exact
+# limits for your data ("stable below" and "balanced"); the appendix after the
+# banner computes them.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -218,17 +220,18 @@ class ReportEachEpoch(keras.callbacks.Callback):
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(*start)
-    # compile() only records how to train: SGD(learning_rate), whose update is
-    # train_step's assign_sub, and "mse", which is mean_squared_error. (One SGD
-    # update is optimizer.apply_gradients(zip(gradients, variables)); README's
-    # FAQ runs it in a hand loop.)
+    # compile() only records how to train: the optimizer, the object that applies
+    # updates, and the loss. SGD(learning_rate), for stochastic gradient descent
+    # (section 6's steps on batches), makes train_step's assign_sub update; "mse"
+    # is mean_squared_error. One SGD update is
+    # optimizer.apply_gradients(zip(gradients, variables)): README's FAQ runs it.
     # jit_compile=False keeps XLA out, as make_step does by default (Keras's
     # default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
-    # fit()'s default is batches of 32, in an order shuffled every epoch. The same
-    # batches in order (shuffle=False) are train()'s steps: the same W and b after
-    # each epoch, to float32 rounding. verbose=0 hides fit()'s progress bar.
+    # fit()'s default is batches of 32, with the examples shuffled every epoch. The
+    # same batches in order (shuffle=False) are train()'s steps: the same W and b
+    # after each epoch, to float32 rounding. verbose=0 hides fit()'s progress bar.
     options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w), float(model.b)
@@ -241,7 +244,7 @@ TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the l
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
-BYTES_PER_EXAMPLE = 120  # peak memory per example (measured: under 100)
+BYTES_PER_EXAMPLE = 120  # peak memory per example, beyond TensorFlow's own (~100)
 # The number options: name, default, lowest and highest value, what it accepts.
 OPTIONS = [
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),

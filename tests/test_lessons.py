@@ -331,18 +331,19 @@ def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_sta
 
 
 def test_the_all_together_listing_in_section_6_runs_as_written(default_data, tmp_path):
-    """The listing in section 6's comment, run as written with report=print,
-    trains a model to least squares."""
+    """The listing in section 6's comment, run as written, trains a model to
+    least squares."""
     import runpy
 
     with open(main.__file__, encoding="utf-8") as source:
-        listing = re.search(r"# All together.*?\n((?:#     .*\n)+)", source.read())[1]
+        found = re.search(
+            r"# All together.*?\n((?:#     [^\n]*\n)+)", source.read(), re.DOTALL
+        )
+    listing = found[1]
     (tmp_path / "listing.py").write_text(
         "\n".join(line[len("#     ") :] for line in listing.splitlines())
     )
-    names = runpy.run_path(
-        str(tmp_path / "listing.py"), init_globals=vars(main) | {"report": print}
-    )
+    names = runpy.run_path(str(tmp_path / "listing.py"), init_globals=vars(main))
     learned = (float(names["model"].w), float(names["model"].b))
     np.testing.assert_allclose(learned, main.least_squares(*default_data), atol=1e-4)
 
