@@ -1,7 +1,8 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-Read sections 1 to 8 in order: they are the lesson. After the banner comes the
-machinery (command line, printed report, figure), where run() joins the pieces.
+Read sections 1 to 8 in order: they are the lesson; section 9 is an optional
+appendix. After the banner comes the machinery (command line, printed report,
+figure), where run() joins the pieces.
 The tests in tests/ check the facts stated here: gradients, data types, fit()'s steps.
 
     python main.py              # train with the settings below; --help for options
@@ -181,8 +182,7 @@ def least_squares(x, y):
 # without overshooting; at 0.5 it vanishes in about one step; from 0.5 to 1 it
 # overshoots the bottom (the factor is negative) but still shrinks; above about 1
 # it grows at every step, and training diverges. The header prints the exact
-# limits for your data ("stable below" and "balanced"); the appendix after the
-# banner computes them.
+# limits for your data ("stable below" and "balanced"); section 9 computes them.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -237,6 +237,105 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     return float(model.w), float(model.b)
 
 
+# 9. Appendix, optional: how main.py judges a run. --------------------------------
+# The exact learning-rate limits in the header (linear algebra), the summary's
+# losses, and the verdict: converged or not, and why.
+def stable_and_balanced_rates(x, batch_size):
+    """Return (every step is stable below this rate, the balanced rate or None)."""
+    # Call d the vector from least squares to (W, b). The loss is quadratic in
+    # (W, b), so its gradient is H d, where H = 2*[[mean(x*x), mean(x)],
+    # [mean(x), 1]] holds the loss's second derivatives (its Hessian). A step
+    # subtracts rate*H d, so it turns d into (I - rate*H) d, I the identity matrix.
+    # H has two eigenvectors, directions it only scales, each by its eigenvalue lam;
+    # along each, a step multiplies d by (1 - rate*lam). Both shrink only below
+    # 2/lam_max, the stability limit (near it, training crawls), and the slower one
+    # shrinks fastest at the balanced rate 2/(lam_min + lam_max). With x from
+    # N(0, 1), H is about 2*I: both lam are near 2, the limit near 1, the balanced
+    # rate near 0.5. Each batch has its own H: with batches, this returns the
+    # smallest limit of any batch (every step is stable below it), and no balanced
+    # rate.
+    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    mean_x = np.add.reduceat(x64, starts) / sizes
+    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
+    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
+    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
+    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
+    return float(np.min(2 / lam_max)), balanced
+
+
+def summary(x, y, rows):
+    """A line per (label, W, b), each with its loss computed alike, in float64."""
+    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
+    for label, w, b in rows:
+        loss = np.mean(np.square(y64 - (x64 * w + b)))
+        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
+    return "\n".join(lines)
+
+
+def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
+    """Converged or not, why, and what to try next."""
+    (_, w0, b0, *_), (_, w, b, *_) = last_two
+    # How close counts as converged: float32 numbers near v are about eps*|v| apart
+    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
+    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
+    # is more. The tolerance compared is the one printed.
+    eps = float(np.finfo(np.float32).eps)
+    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
+    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    if gap <= tolerance:
+        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
+        why = """Least squares is the best line for this sample. It differs from the
+true line because the noise in a sample does not average out to zero."""
+        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
+            why = "Least squares is the true line here: no noise, or too little to move it."
+        return f"{head} (gap {gap:.1e}).\n{why}"
+    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
+    head += f"(more than {tolerance:g}).\n"
+    # Why not? Two checks use the gradient over all the data at the learned w, b.
+    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
+    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
+    # An update smaller than half the gap to the next float32 number rounds away.
+    gaps = np.spacing(np.float32([w, b]))
+    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
+    if stuck:
+        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
+float32 numbers there, so it rounds away. Use a larger --learning-rate."""
+    # With batches, an epoch's updates can cancel out: W and b then end each epoch
+    # about where they started it, though the gradient over all the data is not 0.
+    moved = max(abs(w - w0), abs(b - b0))
+    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
+        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
+fixed learning rate their pulls cancel out each epoch near least squares, not on it.
+More --epochs change nothing; a smaller --learning-rate lands closer."""
+    rate = f" (balanced {balanced:.5f})" if balanced else ""
+    return f"{head}Try more --epochs, or another --learning-rate{rate}."
+
+
+def rounded_down(limit):
+    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
+    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
+
+
+def why_no_convergence(last, start_loss, rate, stable, balanced):
+    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
+    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    if math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
+        what += f" to {last.loss:.5g}, over 10 times its start"
+    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
+        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
+        what += " but cannot converge: along one direction each step overshoots a"
+        what += " little more than the last"
+    limit = rounded_down(stable)
+    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
+    above += "." if balanced else ", the smallest of any batch."
+    use = f"every step is stable below {limit}"
+    use = f"balanced {balanced:.5f}" if balanced else use
+    advice = f"\nUse a smaller --learning-rate ({use})."
+    return f"Training {what}.{above * (rate >= stable)}{advice}"
+
+
 # ==================================================================================
 # The rest is machinery you may skip: the command line, the report and the figure.
 # ==================================================================================
@@ -245,8 +344,7 @@ PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
 BYTES_PER_EXAMPLE = 120  # peak memory per example, beyond TensorFlow's own (~100)
-# The number options: name, default, lowest and highest value, what it accepts.
-OPTIONS = [
+OPTIONS = [  # the number options: name, default, lowest, highest, what it accepts
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
     ("learning-rate", LEARNING_RATE, math.ulp(0), 1e15, "a number > 0, up to 1e15"),
     ("num-examples", NUM_EXAMPLES, 2, 1e15, "an integer from 2 to 1e15"),
@@ -316,49 +414,13 @@ def plot_problem(path):
     return None
 
 
-# Appendix to section 7: the exact learning-rate limits (linear algebra).
-def stable_and_balanced_rates(x, batch_size):
-    """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Call d the vector from least squares to (W, b). The loss is quadratic in
-    # (W, b), so its gradient is H d, where H = 2*[[mean(x*x), mean(x)],
-    # [mean(x), 1]] holds the loss's second derivatives (its Hessian). A step
-    # subtracts rate*H d, so it turns d into (I - rate*H) d, I the identity matrix.
-    # H has two eigenvectors, directions it only scales, each by its eigenvalue lam;
-    # along each, a step multiplies d by (1 - rate*lam). Both shrink only below
-    # 2/lam_max, the stability limit (near it, training crawls), and the slower one
-    # shrinks fastest at the balanced rate 2/(lam_min + lam_max). With x from
-    # N(0, 1), H is about 2*I: both lam are near 2, the limit near 1, the balanced
-    # rate near 0.5. Each batch has its own H: with batches, this returns the
-    # smallest limit of any batch (every step is stable below it), and no balanced
-    # rate.
-    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))
-    mean_x = np.add.reduceat(x64, starts) / sizes
-    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
-    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
-    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
-    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
-    return float(np.min(2 / lam_max)), balanced
-
-
-def summary(x, y, rows):
-    """A line per (label, W, b), each with its loss computed alike, in float64."""
-    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
-    for label, w, b in rows:
-        loss = np.mean(np.square(y64 - (x64 * w + b)))
-        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
-    return "\n".join(lines)
-
-
-# One table row: W and b after `epoch` epochs, the loss over all the data at
-# them, and the epoch's batch_loss (fit()'s loss; None at epoch 0).
+# A table row: W, b and the loss at them after `epoch` epochs; fit()'s batch_loss.
 Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])
 
 
 class Progress:
     """report() for train() and fit(): makes each Epoch, stops a diverged run,
-    prints the table's rows, and keeps what the summary and the figure need, in
-    memory bounded whatever the number of epochs."""
+    prints the table, and keeps what the summary and figure need, memory bounded."""
 
     def __init__(self, epochs, evaluate, batch_loss_title=None):
         self.epochs, self.evaluate, self.title = epochs, evaluate, batch_loss_title
@@ -371,9 +433,8 @@ class Progress:
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
     def __call__(self, epoch, model, batch_loss):
-        """Record epoch; return True if its loss is not finite or over 10 times
-        its start: too large a learning rate, overshooting more at each step (a
-        settled float32 loss only wobbles in its last digits)."""
+        """Record epoch; True (stop) if its loss is not finite or over 10 times its
+        start, as a settled float32 loss only wobbles in its last digits."""
         w, b, loss = float(model.w), float(model.b), float(self.evaluate(model))
         state, now = Epoch(epoch, w, b, loss, batch_loss), time.perf_counter()
         if not math.isfinite(loss) or (self.kept and loss > 10 * self.kept[0].loss):
@@ -409,69 +470,6 @@ class Progress:
         line += f"{first - self.started:.3f} s{traced}"
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
         return line + (later if n > 1 else ".")
-
-
-def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
-    """Converged or not, why, and what to try next."""
-    (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # How close counts as converged: float32 numbers near v are about eps*|v| apart
-    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
-    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
-    # is more. The tolerance compared is the one printed.
-    eps = float(np.finfo(np.float32).eps)
-    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
-    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
-    if gap <= tolerance:
-        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
-        why = """Least squares is the best line for this sample. It differs from the
-true line because the noise in a sample does not average out to zero."""
-        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
-            why = "Least squares is the true line here: no noise, or too little to move it."
-        return f"{head} (gap {gap:.1e}).\n{why}"
-    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
-    head += f"(more than {tolerance:g}).\n"
-    # Why not? Two checks use the gradient over all the data at the learned w, b.
-    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
-    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
-    # An update smaller than half the gap to the next float32 number rounds away.
-    gaps = np.spacing(np.float32([w, b]))
-    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
-    if stuck:
-        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
-float32 numbers there, so it rounds away. Use a larger --learning-rate."""
-    # With batches, an epoch's updates can cancel out: W and b then end each epoch
-    # about where they started it, though the gradient over all the data is not 0.
-    moved = max(abs(w - w0), abs(b - b0))
-    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
-        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
-fixed learning rate their pulls cancel out each epoch near least squares, not on it.
-More --epochs change nothing; a smaller --learning-rate lands closer."""
-    rate = f" (balanced {balanced:.5f})" if balanced else ""
-    return f"{head}Try more --epochs, or another --learning-rate{rate}."
-
-
-def rounded_down(limit):
-    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
-    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
-
-
-def why_no_convergence(last, start_loss, rate, stable, balanced):
-    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    if math.isfinite(last.loss):
-        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
-        what += f" to {last.loss:.5g}, over 10 times its start"
-    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
-        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
-        what += " but cannot converge: along one direction each step overshoots a"
-        what += " little more than the last"
-    limit = rounded_down(stable)
-    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
-    above += "." if balanced else ", the smallest of any batch."
-    use = f"every step is stable below {limit}"
-    use = f"balanced {balanced:.5f}" if balanced else use
-    advice = f"\nUse a smaller --learning-rate ({use})."
-    return f"Training {what}.{above * (rate >= stable)}{advice}"
 
 
 def save_plot(path, x, y, kept, fitted, walk):
@@ -538,8 +536,7 @@ def run(args):
     """Everything main() does once the command line is checked; the exit status."""
     x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
     # Pool freed tensor memory for reuse (TensorFlow's BFC allocator, read at its
-    # first allocation): on some CPUs, each big tensor otherwise comes fresh from
-    # the system. Then tensors, once: the step would convert NumPy arrays each call.
+    # first allocation; README's Performance says when it matters). Then tensors.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
     batch_size = min(args.batch_size or len(x), len(x))
@@ -549,8 +546,9 @@ def run(args):
     evaluate = make_evaluate(*tensors, args.eager, args.jit_compile)
     progress = Progress(args.epochs, evaluate, "batch mean" if args.keras else None)
     step = progress.recording(make_step(args.eager, args.jit_compile))
-    data = (*tensors, rate, args.epochs, batch_size)
-    train(LinearModel(*INITIAL), *data, step, progress)
+    train(
+        LinearModel(*INITIAL), *tensors, rate, args.epochs, batch_size, step, progress
+    )
     last = progress.diverged or progress.last_two[-1]
     if progress.diverged or (balanced and rate >= stable):  # no --epochs converge
         why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
