@@ -476,7 +476,7 @@ def test_large_noise_converges_to_float32_resolution(capsys):
 def test_noise_too_small_for_float32_is_not_blamed(capsys):
     """--noise 1e-20 leaves the float32 data as with --noise 0: no noise to blame."""
     status, out, _ = run_main(capsys, "--noise", "1e-20")
-    assert status == 0 and "does not average out" not in out
+    assert status == 0 and "does not cancel out" not in out
     assert "Least squares is the true line here" in out
 
 
