@@ -1,9 +1,9 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
 Read sections 1 to 8 in order: they are the lesson (the lines before the settings
-only set up logging and imports). Section 9 is an optional appendix. After the
-banner comes the machinery (command line, printed report, figure), where run()
-joins the pieces. The tests in tests/ check the key facts stated here.
+only set up logging and imports). Section 9, an optional appendix, is how the
+script judges a run. After the banner comes the machinery (command line, table,
+figure), where run() joins the pieces. tests/ checks the key facts stated here.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -40,14 +40,14 @@ NOISE_STD = 1.0  # standard deviation of the noise added to each y
 LEARNING_RATE = 0.1  # how big a step each update of W and b takes (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (section 6)
-SEED = 42  # seeds the random data: the same settings, the same data (one NumPy)
+SEED = 42  # seeds the random data: same settings, same data (on one NumPy build)
 INITIAL = (5.0, 0.0)  # where W and b start: far from 3 and 2, so you see them move
 
 
 # 1. Data: y = x*W + b + noise. ---------------------------------------------------
 def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
-    rng = np.random.default_rng(seed)  # same seed, same data (with the same NumPy)
+    rng = np.random.default_rng(seed)  # NumPy's random generator, seeded
     # x comes from N(0, 1), the normal distribution with mean 0 and standard
     # deviation 1; the noise from the same, scaled to noise_std. Both are float32,
     # 32-bit numbers with about 7 digits, which TensorFlow makes from Python floats
@@ -66,8 +66,9 @@ class LinearModel(tf.Module):
         super().__init__(name="linear_model")
         # A tensor, TensorFlow's array, cannot change once made; a tf.Variable holds
         # a value that can, as training needs for w and b. Variables are trainable
-        # unless made with trainable=False: gradient tapes (section 4) watch them,
-        # and tf.Module lists them in model.trainable_variables.
+        # unless made with trainable=False: gradient tapes (section 4) watch them.
+        # tf.Module, TensorFlow's base class for models, finds the Variables
+        # stored on it and lists them in model.trainable_variables.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -133,8 +134,8 @@ def make_step(eager=False, jit_compile=False):
 # gradient descent, which Keras's fit() does by default (section 8).
 #
 # All together, as run() does after the banner (which adds the table and checks).
-# The data becomes tensors once, since a tf.function converts NumPy arrays again
-# at every call:
+# tf.constant makes a tensor from a NumPy array; it is done once, since a
+# tf.function converts NumPy arrays again at every call:
 #     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
 #     x, y = tf.constant(x), tf.constant(y)
 #     model = LinearModel(*INITIAL)
@@ -168,8 +169,8 @@ def least_squares(x, y):
     # The loss is lowest where both of its derivatives are zero: dL/db = 0 gives
     # b = mean(y) - W*mean(x), and then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
     # with xc = x - mean(x) and yc = y - mean(y). Full-batch gradient descent, at a
-    # learning rate that converges (below), stops where the gradient is zero, so
-    # here too: at the best line for this sample, near W=3, b=2 but not on it.
+    # learning rate that converges (below), closes in on where the gradient is
+    # zero, so here too: the best line for this sample, near W=3, b=2, not on it.
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xc, yc = x64 - x64.mean(), y64 - y64.mean()
     w = float(np.dot(xc, yc) / np.dot(xc, xc))
@@ -183,7 +184,8 @@ def least_squares(x, y):
 # without overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it
 # overshoots the bottom (the factor is negative) but still shrinks; above about 1
 # it grows at every step, and training diverges. The header prints the exact
-# limits for your data ("stable below" and "balanced"); section 9 computes them.
+# limits for your data: "stable below" the limit, and "balanced", the rate that
+# shrinks the slowest-shrinking direction of d fastest (section 9 computes both).
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -224,9 +226,8 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     model = KerasLine(*start)
     # compile() only records how to train: the optimizer, the object that applies
     # updates, and the loss. SGD(learning_rate), stochastic gradient descent, makes
-    # train_step's assign_sub update ("stochastic" because batches are usually
-    # shuffled; with shuffle=False below nothing is random). "mse" is
-    # mean_squared_error. One SGD update is
+    # train_step's assign_sub update ("stochastic" because each batch's gradient
+    # is a noisy estimate of the full one). "mse" is mean_squared_error. One SGD update is
     # optimizer.apply_gradients(zip(gradients, variables)): README's FAQ runs it.
     # jit_compile=False keeps XLA out, as make_step does by default (Keras's
     # default, "auto", may turn it on).
@@ -539,8 +540,8 @@ def run(args):
     """Everything main() does once the command line is checked; the exit status."""
     x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
     # Pool freed tensor memory for reuse (TensorFlow's BFC allocator, read at its
-    # first allocation). Measured at 10,000,000 examples: 35 to 34 ms an epoch, and
-    # 94 to 35 ms with TensorFlow's oneDNN kernels off. Then tensors, once.
+    # first allocation). Measured at 10,000,000 examples, it takes an epoch from 35
+    # to 34 ms, and from 94 to 35 ms with TensorFlow's oneDNN kernels off.
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
     batch_size = min(args.batch_size or len(x), len(x))
