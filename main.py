@@ -10,18 +10,17 @@ figure), where run() joins the pieces. tests/ checks the key facts stated here.
 """
 
 import os
-
-# TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it is set
-# first: "2" hides its INFO and WARNING lines (a few start-up lines get through).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import argparse
-import math
 import sys
-import time
-from collections import namedtuple
 
-try:  # the packages that requirements.txt installs
+try:  # TensorFlow takes seconds to load: Ctrl-C meanwhile exits quietly
+    # TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it
+    # is set first: "2" hides its INFO and WARNING lines (a few get through).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import argparse
+    import math
+    import time
+    from collections import namedtuple
+
     import keras  # Keras 3, which comes with TensorFlow 2.16 and later
     import numpy as np
     import tensorflow as tf
@@ -29,7 +28,7 @@ except ModuleNotFoundError as missing:  # one line instead of a traceback
     fix = "activate the virtual environment, or pip install -r requirements.txt"
     print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
     sys.exit(2)
-except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads
+except KeyboardInterrupt:
     sys.exit(130)
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
