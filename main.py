@@ -183,8 +183,8 @@ def least_squares(x, y):
 # without overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it
 # overshoots the bottom (the factor is negative) but still shrinks; above about 1
 # it grows at every step, and training diverges. The header prints the exact
-# limits for your data: "stable below" the limit, and "balanced", the rate that
-# shrinks the slowest-shrinking direction of d fastest (section 9 computes both).
+# limits for your data: "stable below" the limit, and "balanced", the rate at
+# which the slower of d's two directions shrinks fastest (section 9 computes both).
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -226,8 +226,9 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     # compile() only records how to train: the optimizer, the object that applies
     # updates, and the loss. SGD(learning_rate), stochastic gradient descent, makes
     # train_step's assign_sub update ("stochastic" because each batch's gradient
-    # is a noisy estimate of the full one). "mse" is mean_squared_error. One SGD update is
-    # optimizer.apply_gradients(zip(gradients, variables)): README's FAQ runs it.
+    # is a noisy estimate of the full one). "mse" is mean_squared_error. One SGD
+    # update is optimizer.apply_gradients(zip(gradients, variables)), which
+    # README's FAQ runs in a hand loop.
     # jit_compile=False keeps XLA out, as make_step does by default (Keras's
     # default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
