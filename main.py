@@ -1,9 +1,8 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-Read sections 1 to 8 in order: they are the lesson (the lines before the settings
-only set up logging and imports). Section 9, an optional appendix, is how the
-script judges a run. After the banner comes the machinery (command line, table,
-figure), where run() joins the pieces. tests/ checks the key facts stated here.
+Sections 1 to 8 are the lesson: read them in order. Section 9, optional, is how the
+script judges a run. After the banner (a line of ===) comes the machinery: the
+command line, the table and the figure. tests/ checks the facts stated here.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
@@ -12,9 +11,9 @@ figure), where run() joins the pieces. tests/ checks the key facts stated here.
 import os
 import sys
 
-try:  # TensorFlow takes seconds to load: Ctrl-C meanwhile exits quietly
-    # TensorFlow's C++ logger reads this once, when TensorFlow is imported, so it
-    # is set first: "2" hides its INFO and WARNING lines (a few get through).
+try:  # a missing package, or Ctrl-C while TensorFlow loads: one line, no traceback
+    # TensorFlow's C++ logger reads this when TensorFlow is imported, so it is set
+    # first: "2" hides its INFO and WARNING lines (a few get through).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import argparse
     import math
@@ -88,7 +87,8 @@ def mean_squared_error(y_true, y_pred):
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block. It watches
-    # trainable Variables on its own; a plain tensor only after tape.watch(tensor).
+    # the trainable Variables they use on its own; a plain tensor only after
+    # tape.watch(tensor).
     # So the loss is computed inside the block. Computed outside, it has no
     # recorded path back to w and b, and its gradient is None.
     with tf.GradientTape() as tape:
@@ -132,7 +132,7 @@ def make_step(eager=False, jit_compile=False):
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
 #
-# All together, as run() does after the banner (which adds the table and checks).
+# All together, as the machinery after the banner does (adding the table, checks).
 # tf.constant makes a tensor from a NumPy array; it is done once, since a
 # tf.function converts NumPy arrays again at every call:
 #     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
@@ -223,12 +223,16 @@ class ReportEachEpoch(keras.callbacks.Callback):
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b)."""
     model = KerasLine(*start)
-    # compile() only records how to train: the optimizer, the object that applies
-    # updates, and the loss. SGD(learning_rate), stochastic gradient descent, makes
-    # train_step's assign_sub update ("stochastic" because each batch's gradient
-    # is a noisy estimate of the full one). "mse" is mean_squared_error. One SGD
-    # update is optimizer.apply_gradients(zip(gradients, variables)), which
-    # README's FAQ runs in a hand loop.
+    # compile() only records how to train: the optimizer (the object that applies
+    # updates) and the loss; "mse" is mean_squared_error. SGD(learning_rate) is
+    # stochastic gradient descent ("stochastic": each batch's gradient is a noisy
+    # estimate of the full one); with its default momentum of 0 it updates each
+    # weight as train_step's assign_sub does. For each batch, fit() then runs
+    # Keras's own training step, which is section 4's (README's FAQ runs it by hand):
+    #     with tf.GradientTape() as tape:
+    #         loss = the compiled loss of (y, model(x))
+    #     gradients = tape.gradient(loss, model.trainable_weights)
+    #     optimizer.apply_gradients(zip(gradients, model.trainable_weights))
     # jit_compile=False keeps XLA out, as make_step does by default (Keras's
     # default, "auto", may turn it on).
     sgd = keras.optimizers.SGD(learning_rate)
@@ -246,17 +250,14 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 # losses, and the verdict: converged or not, and why.
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Call d the vector from least squares to (W, b). The loss is quadratic in
-    # (W, b), so its gradient is H d, where H = 2*[[mean(x*x), mean(x)],
-    # [mean(x), 1]] holds the loss's second derivatives (its Hessian). A step
-    # subtracts rate*H d, so it turns d into (I - rate*H) d, I the identity matrix.
-    # H has two eigenvectors, directions it only scales, each by its eigenvalue lam;
-    # along each, a step multiplies d by (1 - rate*lam). Both shrink only below
-    # 2/lam_max, the stability limit (near it, training crawls), and the slower one
-    # shrinks fastest at the balanced rate 2/(lam_min + lam_max). With x from
-    # N(0, 1), H is about 2*I: both lam are near 2, the limit near 1, the balanced
-    # rate near 0.5. Each batch has its own H: with batches, this returns the
-    # smallest limit of any batch (every step is stable below it), and no balanced
+    # Exactly, section 7's gradient is H d, where H = 2*[[mean(x*x), mean(x)],
+    # [mean(x), 1]] holds the loss's second derivatives (its Hessian), so a step
+    # turns d into (I - rate*H) d, I the identity matrix. Along each of H's two
+    # eigenvectors (directions H only scales, by its eigenvalue lam) a step
+    # multiplies d by (1 - rate*lam). Both shrink only below 2/lam_max, the
+    # stability limit (near it, training crawls), and the slower one shrinks
+    # fastest at the balanced rate 2/(lam_min + lam_max). Each batch has its own H:
+    # with batches, this returns the smallest limit of any batch, and no balanced
     # rate.
     x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
@@ -287,15 +288,14 @@ def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
     eps = float(np.finfo(np.float32).eps)
     tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
     gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
+    head = f"learned W and b are {gap:.1e} from least squares (tolerance {tolerance:g})"
     if gap <= tolerance:
-        head = f"Converged: learned W and b are within {tolerance:g} of least squares"
         why = """Least squares is the best line for this sample. It differs from the
 true line because a finite sample's noise does not cancel out exactly."""
         if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
             why = "Least squares is the true line here: no noise, or too little to move it."
-        return f"{head} (gap {gap:.1e}).\n{why}"
-    head = f"Not converged: learned W and b are {gap:.1e} from least squares "
-    head += f"(more than {tolerance:g}).\n"
+        return f"Converged: {head}.\n{why}"
+    head = f"Not converged: {head}.\n"
     # Why not? Two checks use the gradient over all the data at the learned w, b.
     error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
     gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
@@ -468,7 +468,7 @@ class Progress:
     def timing(self, tracing):
         """How long train() took, its first epoch (with any tracing) apart."""
         first, last, n = self.times[0], self.times[-1], self.epochs
-        traced = " (tracing the graph included)" * tracing
+        traced = " (tracing included)" * tracing
         line = f"Training took {last - self.started:.3f} s: epoch 1 took "
         line += f"{first - self.started:.3f} s{traced}"
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
@@ -538,9 +538,6 @@ Training: {passes} from W={INITIAL[0]:g}, b={INITIAL[1]:g},
 def run(args):
     """Everything main() does once the command line is checked; the exit status."""
     x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
-    # Reuse freed memory (TensorFlow's BFC allocator, read at its first allocation).
-    # At 10,000,000 examples: 35 to 34 ms an epoch; 94 to 35 ms with oneDNN off.
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
     batch_size = min(args.batch_size or len(x), len(x))
     batches, rate = -(-len(x) // batch_size), args.learning_rate  # ceil(N / B)
@@ -548,7 +545,8 @@ def run(args):
     print_header(args, batches, batch_size, stable, balanced)
     evaluate = make_evaluate(*tensors, args.eager, args.jit_compile)
     progress = Progress(args.epochs, evaluate, "batch mean" if args.keras else None)
-    step = progress.recording(make_step(args.eager, args.jit_compile))
+    step = make_step(args.eager, args.jit_compile)
+    step = step if args.plot is None else progress.recording(step)  # the figure's path
     train(
         LinearModel(*INITIAL), *tensors, rate, args.epochs, batch_size, step, progress
     )

@@ -81,7 +81,8 @@ def test_plain_tf_variables_in_a_keras_model_are_not_trained(default_data):
 
 
 def test_sgd_apply_gradients_is_the_hand_written_update(default_data):
-    """One optimizer step moves W and b exactly as train_step's assign_sub does."""
+    """One optimizer step, at SGD's default momentum of 0, moves W and b exactly
+    as train_step's assign_sub does."""
     x, y = (tf.constant(a) for a in default_data)
     by_hand, by_keras = main.LinearModel(5.0, 0.0), main.LinearModel(5.0, 0.0)
     main.train_step(by_hand, x, y, 0.1)
@@ -89,7 +90,9 @@ def test_sgd_apply_gradients_is_the_hand_written_update(default_data):
         loss = main.mean_squared_error(y, by_keras(x))
     variables = [by_keras.w, by_keras.b]
     gradients = tape.gradient(loss, variables)
-    keras.optimizers.SGD(0.1).apply_gradients(zip(gradients, variables))
+    sgd = keras.optimizers.SGD(0.1)
+    assert sgd.momentum == 0
+    sgd.apply_gradients(zip(gradients, variables))
     assert by_keras.w.numpy() == by_hand.w.numpy()
     assert by_keras.b.numpy() == by_hand.b.numpy()
 

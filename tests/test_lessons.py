@@ -1,7 +1,7 @@
 """The claims in main.py's lesson comments, checked in the order main.py makes them.
 
 Every test here fails if the claim it is named for is false. The claims about
-speed (the BFC allocator, XLA's fewer passes) are measurements, not tests:
+speed (XLA's fewer passes) are measurements, not tests:
 README's Performance section gives them. The Keras claims are checked in
 test_keras.py.
 """

@@ -465,7 +465,7 @@ def test_large_noise_converges_to_float32_resolution(capsys):
     tolerance printed is the one compared."""
     status, out, _ = run_main(capsys, "--noise", "1e6")
     learned, fitted = summary(out)["learned"], summary(out)["least-squares"]
-    tolerance = float(re.search(r"within (\S+) of least squares", out)[1])
+    tolerance = float(re.search(r"least squares \(tolerance (\S+)\)", out)[1])
     assert status == 0 and "Converged" in out
     assert abs(fitted[0]) > 1000  # so a fixed 1e-4 would be below float32's gaps
     largest = max(abs(fitted[0]), abs(fitted[1]))

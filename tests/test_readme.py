@@ -4,6 +4,7 @@ from one, and the optimizer recipe, run as written. Times (lines with "took" or
 section, whose numbers are labelled measurements, is left out."""
 
 import contextlib
+import inspect
 import io
 import os
 import re
@@ -24,6 +25,7 @@ OUTPUT_BLOCK = re.compile(
     r"`python (main\.py[^`]*)`[^`]*?:\n\n```text\n(.*?)```", re.DOTALL
 )
 BLOCKS = OUTPUT_BLOCK.findall(README)
+CODE_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
 TIMING = re.compile(r"took|ms per epoch")
 
 
@@ -93,11 +95,22 @@ def test_the_sample_timing_lines_add_up(main_py_run):
     assert total == pytest.approx(first + 99 * each / 1000, abs=0.0015)
 
 
+def test_the_step_shown_at_the_top_is_train_steps_code_as_written():
+    """The README's first code block, line for line, is the heart of train_step
+    (its comments left out)."""
+    step = CODE_BLOCKS[0].strip("\n").split("\n")
+    source = inspect.getsource(main.train_step).split("\n")
+    code = [line[4:] for line in source if not line.strip().startswith("#")]
+    start = code.index(step[0])
+    assert code[start : start + len(step)] == step
+    assert "with tf.GradientTape() as tape:" in step[0] and "assign_sub" in step[-1]
+
+
 def test_the_optimizer_recipe_runs_as_written_and_pairs_each_gradient(
     default_data, tmp_path
 ):
     """The FAQ's code, run as written, takes train_step's first step."""
-    recipe = re.search(r"```python\n(.*?)```", README, re.DOTALL)[1]
+    recipe = CODE_BLOCKS[1]
     (tmp_path / "recipe.py").write_text(recipe)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
