@@ -167,9 +167,10 @@ def least_squares(x, y):
     """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
     # The loss is lowest where both of its derivatives are zero: dL/db = 0 gives
     # b = mean(y) - W*mean(x), and then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
-    # with xc = x - mean(x) and yc = y - mean(y). Full-batch gradient descent, at a
-    # learning rate that converges (below), closes in on where the gradient is
-    # zero, so here too: the best line for this sample, near W=3, b=2, not on it.
+    # with xc = x - mean(x) and yc = y - mean(y). Gradient descent stops where the
+    # gradient is zero too, so full-batch training, at a learning rate that
+    # converges (below), ends here: at the best line for this sample, near W=3,
+    # b=2 but not on it.
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
     xc, yc = x64 - x64.mean(), y64 - y64.mean()
     w = float(np.dot(xc, yc) / np.dot(xc, xc))
@@ -182,9 +183,10 @@ def least_squares(x, y):
 # gradient, turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d
 # without overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it
 # overshoots the bottom (the factor is negative) but still shrinks; above about 1
-# it grows at every step, and training diverges. The header prints the exact
-# limits for your data: "stable below" the limit, and "balanced", the rate at
-# which the slower of d's two directions shrinks fastest (section 9 computes both).
+# it grows at every step, and training diverges. Exactly, d shrinks at two
+# slightly different speeds along two directions (section 9). The header prints
+# "stable below", the exact limit, and "balanced", the rate at which d shrinks by
+# the same ratio along both: at any other rate, one of them shrinks more slowly.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -221,7 +223,8 @@ class ReportEachEpoch(keras.callbacks.Callback):
 
 
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
-    """Train a KerasLine with compile() and fit(); return its (W, b)."""
+    """Train a KerasLine with compile() and fit(); return its (W, b). fit_options
+    go to fit() as they are: main.py passes its callbacks that way."""
     model = KerasLine(*start)
     # compile() only records how to train: the optimizer (the object that applies
     # updates) and the loss; "mse" is mean_squared_error. SGD(learning_rate) is
@@ -255,11 +258,12 @@ def stable_and_balanced_rates(x, batch_size):
     # turns d into (I - rate*H) d, I the identity matrix. Along each of H's two
     # eigenvectors (directions H only scales, by its eigenvalue lam) a step
     # multiplies d by (1 - rate*lam). Both shrink only below 2/lam_max, the
-    # stability limit (near it, training crawls), and the slower one shrinks
-    # fastest at the balanced rate 2/(lam_min + lam_max). Each batch has its own H:
-    # with batches, this returns the smallest limit of any batch, and no balanced
-    # rate.
-    x64, starts = x.astype(np.float64), np.arange(0, len(x), batch_size)
+    # stability limit (near it, training crawls). The larger of the two factors'
+    # sizes is smallest at the balanced rate 2/(lam_min + lam_max), where they are
+    # equal. Each batch has its own H: with batches, this returns the smallest
+    # limit of any batch, and no balanced rate.
+    x64 = x.astype(np.float64)
+    starts = np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
     mean_x = np.add.reduceat(x64, starts) / sizes
     mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
@@ -309,9 +313,9 @@ float32 numbers there, so it rounds away. Use a larger --learning-rate."""
     # about where they started it, though the gradient over all the data is not 0.
     moved = max(abs(w - w0), abs(b - b0))
     if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
-        return f"""{head}Each update follows one batch's gradient, not all the data's, and with a
-fixed learning rate their pulls cancel out each epoch near least squares, not on it.
-More --epochs change nothing; a smaller --learning-rate lands closer."""
+        return f"""{head}Each update follows one batch's gradient, not all the data's. At a fixed
+learning rate, each epoch's updates cancel out near least squares, not on it:
+more --epochs change nothing; a smaller --learning-rate lands closer."""
     rate = f" (balanced {balanced:.5f})" if balanced else ""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
@@ -540,7 +544,8 @@ def run(args):
     x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
     tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
     batch_size = min(args.batch_size or len(x), len(x))
-    batches, rate = -(-len(x) // batch_size), args.learning_rate  # ceil(N / B)
+    batches = -(-len(x) // batch_size)  # ceil(N / B)
+    rate = args.learning_rate
     stable, balanced = stable_and_balanced_rates(x, batch_size)
     print_header(args, batches, batch_size, stable, balanced)
     evaluate = make_evaluate(*tensors, args.eager, args.jit_compile)

@@ -219,8 +219,9 @@ def test_assign_sub_updates_in_place_and_reassignment_breaks_the_tape(default_da
 
 
 def test_reassignment_inside_tf_function_silently_stops_the_variable(default_data):
-    """In a tf.function, `model.w = model.w - ...` raises nothing: the Variable the
-    graph captured just never changes, and model.w becomes a graph tensor."""
+    """In a tf.function, `model.w = model.w - ...` raises nothing: the graph holds
+    no update of the Variable, which never changes, and model.w is left holding a
+    tensor from tracing that float() rejects."""
     x, y = (tf.constant(a) for a in default_data)
 
     def reassigning_step(model):
@@ -235,6 +236,8 @@ def test_reassignment_inside_tf_function_silently_stops_the_variable(default_dat
     step(model)
     step(model)
     assert float(variable) == 5.0 and not isinstance(model.w, tf.Variable)
+    with pytest.raises(TypeError, match="float"):
+        float(model.w)
 
 
 # --- 5. tf.function -----------------------------------------------------------------
