@@ -8,26 +8,25 @@ command line, the table and the figure. tests/ checks the facts stated here.
     python main.py --keras      # then the same training through Keras's fit()
 """
 
+import argparse
+import math
 import os
 import sys
+import time
+from collections import namedtuple
 
-try:  # a missing package, or Ctrl-C while TensorFlow loads: one line, no traceback
-    # TensorFlow's C++ logger reads this when TensorFlow is imported, so it is set
-    # first: "2" hides its INFO and WARNING lines (a few get through).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import argparse
-    import math
-    import time
-    from collections import namedtuple
-
+# TensorFlow's C++ logger reads this when TensorFlow is imported, so it is set
+# first: "2" hides its INFO and WARNING lines (a few get through).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+try:
     import keras  # Keras 3, which comes with TensorFlow 2.16 and later
     import numpy as np
     import tensorflow as tf
-except ModuleNotFoundError as missing:  # one line instead of a traceback
+except ModuleNotFoundError as missing:  # one line, not a traceback
     fix = "activate the virtual environment, or pip install -r requirements.txt"
     print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
     sys.exit(2)
-except KeyboardInterrupt:
+except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads (seconds): exit quietly
     sys.exit(130)
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
@@ -132,9 +131,11 @@ def make_step(eager=False, jit_compile=False):
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
 #
-# All together, as the machinery after the banner does (adding the table, checks).
+# All together: these lines, saved in a file beside main.py, run as they are. The
+# machinery after the banner does the same, adding the table and checks.
 # tf.constant makes a tensor from a NumPy array; it is done once, since a
 # tf.function converts NumPy arrays again at every call:
+#     from main import *
 #     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
 #     x, y = tf.constant(x), tf.constant(y)
 #     model = LinearModel(*INITIAL)
