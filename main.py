@@ -85,18 +85,17 @@ def mean_squared_error(y_true, y_pred):
 # 4. One training step: predictions and loss on a tape, gradients, update. --------
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
-    # A GradientTape records the operations run inside its `with` block. It watches
-    # the trainable Variables they use on its own; a plain tensor only after
-    # tape.watch(tensor).
-    # So the loss is computed inside the block. Computed outside, it has no
-    # recorded path back to w and b, and its gradient is None.
+    # A GradientTape records the operations run inside its `with` block, so the
+    # loss is computed inside it. It watches the trainable Variables they use on
+    # its own; a plain tensor only after tape.watch(tensor).
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
     # The gradient is the pair of derivatives (dL/dW, dL/db), L being the loss. By
     # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x));
-    # the tape computes the same numbers. Ask it after the block: this default tape
-    # stops recording if gradient() is called inside. Ask it once: a second call
-    # raises RuntimeError, unless the tape was made with persistent=True.
+    # the tape computes the same numbers from its record. (A loss computed outside
+    # the block has no record, and its gradient comes back None.) Ask after the
+    # block: this default tape stops recording if gradient() is called inside. Ask
+    # once: a second call raises RuntimeError, unless the tape is persistent=True.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. (Too large a rate overshoots; see
@@ -130,18 +129,6 @@ def make_step(eager=False, jit_compile=False):
 # batch, the default), every step follows the exact gradient. Smaller batches take
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
-#
-# All together: these lines, saved in a file beside main.py, run as they are. The
-# machinery after the banner does the same, adding the table and checks.
-# tf.constant makes a tensor from a NumPy array; it is done once, since a
-# tf.function converts NumPy arrays again at every call:
-#     from main import *
-#     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-#     x, y = tf.constant(x), tf.constant(y)
-#     model = LinearModel(*INITIAL)
-#     def report(epoch, model, batch_loss):
-#         print(epoch, float(model.w), float(model.b), batch_loss)
-#     train(model, x, y, LEARNING_RATE, EPOCHS, len(x), make_step(), report)
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` epochs of step(), calling report(epoch, model, batch_loss) at the
     start (epoch 0) and after each epoch. Stop early if report() returns True."""
@@ -159,6 +146,20 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # every step (section 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
+
+
+# All together: these lines, without their "#     ", saved in a file beside
+# main.py, run as they are; the machinery after the banner does the same, adding
+# the table and its checks. tf.constant makes a tensor from a NumPy array, once:
+# a tf.function would convert a NumPy array again at every call.
+#     import tensorflow as tf
+#     from main import *
+#     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
+#     x, y = tf.constant(x), tf.constant(y)
+#     model = LinearModel(*INITIAL)
+#     def report(epoch, model, batch_loss):
+#         print(epoch, float(model.w), float(model.b), batch_loss)
+#     train(model, x, y, LEARNING_RATE, EPOCHS, len(x), make_step(), report)
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
@@ -179,14 +180,17 @@ def least_squares(x, y):
 
 
 # Which learning rates work. The loss is quadratic in W and b: a bowl whose bottom
-# is least squares. Call d the vector from the bottom to (W, b). With x drawn from
-# N(0, 1) the gradient is about 2*d, so a step, which subtracts learning_rate *
-# gradient, turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d
-# without overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it
-# overshoots the bottom (the factor is negative) but still shrinks; above about 1
-# it grows at every step, and training diverges. Exactly, d shrinks at two
-# slightly different speeds along two directions (section 9). The header prints
-# "stable below", the exact limit, and "balanced", the rate at which d shrinks by
+# (W*, b*) is least squares. Call d = (W - W*, b - b*) the vector from the bottom
+# to (W, b). Since the gradient is zero at the bottom, it is dL/dW =
+# 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*), and dL/db = 2*mean(x)*(W - W*) +
+# 2*(b - b*). With x drawn from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
+# so the gradient is about 2*d. A step subtracts learning_rate * gradient, so it
+# turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d without
+# overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it overshoots
+# the bottom (the factor is negative) but still shrinks; above about 1 it grows at
+# every step, and training diverges. Exactly, d shrinks at two slightly different
+# speeds along two directions (section 9). The header prints the exact limit
+# ("stable below", rounded down), and "balanced", the rate at which d shrinks by
 # the same ratio along both: at any other rate, one of them shrinks more slowly.
 
 
@@ -230,9 +234,10 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     # compile() only records how to train: the optimizer (the object that applies
     # updates) and the loss; "mse" is mean_squared_error. SGD(learning_rate) is
     # stochastic gradient descent ("stochastic": each batch's gradient is a noisy
-    # estimate of the full one); with its default momentum of 0 it updates each
-    # weight as train_step's assign_sub does. For each batch, fit() then runs
-    # Keras's own training step, which is section 4's (README's FAQ runs it by hand):
+    # estimate of the full one). With its default momentum of 0 (no part of the
+    # last update carried into the next) it updates each weight as train_step's
+    # assign_sub does. For each batch, fit() then runs Keras's own training step,
+    # as a tf.function, and it is section 4's (README's FAQ runs it by hand):
     #     with tf.GradientTape() as tape:
     #         loss = the compiled loss of (y, model(x))
     #     gradients = tape.gradient(loss, model.trainable_weights)
@@ -310,13 +315,13 @@ true line because a finite sample's noise does not cancel out exactly."""
     if stuck:
         return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
 float32 numbers there, so it rounds away. Use a larger --learning-rate."""
-    # With batches, an epoch's updates can cancel out: W and b then end each epoch
-    # about where they started it, though the gradient over all the data is not 0.
+    # With batches, W and b can settle into a cycle: they end each epoch about
+    # where they started it, though the gradient over all the data is not 0.
     moved = max(abs(w - w0), abs(b - b0))
     if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
-        return f"""{head}Each update follows one batch's gradient, not all the data's. At a fixed
-learning rate, each epoch's updates cancel out near least squares, not on it:
-more --epochs change nothing; a smaller --learning-rate lands closer."""
+        return f"""{head}Each update follows one batch's gradient, not all the data's. At a fixed learning
+rate, W and b settle into a cycle that repeats each epoch, near least squares but
+not on it. More --epochs change nothing; a smaller --learning-rate lands closer."""
     rate = f" (balanced {balanced:.5f})" if balanced else ""
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
@@ -328,21 +333,32 @@ def rounded_down(limit):
 
 def why_no_convergence(last, start_loss, rate, stable, balanced):
     """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
-    what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    if math.isfinite(last.loss):
+    if not math.isfinite(last.loss):
+        what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
+    elif last.loss > 10 * start_loss:
         what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
         what += f" to {last.loss:.5g}, over 10 times its start"
-    if last.loss <= 10 * start_loss:  # not diverged: a full batch above the limit
-        what = f"has not diverged within {last.epoch} epoch{'s' * (last.epoch > 1)},"
-        what += " but cannot converge: along one direction each step overshoots a"
-        what += " little more than the last"
-    limit = rounded_down(stable)
-    above = f"\nThe learning rate {rate:g} is not below the stability limit {limit}"
-    above += "." if balanced else ", the smallest of any batch."
-    use = f"every step is stable below {limit}"
-    use = f"balanced {balanced:.5f}" if balanced else use
-    advice = f"\nUse a smaller --learning-rate ({use})."
-    return f"Training {what}.{above * (rate >= stable)}{advice}"
+    else:  # not yet diverged: a full batch at or above the limit
+        what = f"has not diverged within {counted(last.epoch, 'epoch')}, but cannot"
+        what += " converge: along one direction each step overshoots a little more"
+        what += " than the last"
+    lines, limit = [f"Training {what}."], rounded_down(stable)
+    if rate >= stable:
+        of_any = "." if balanced else ", the smallest of any batch."
+        above = f"The learning rate {rate:g} is not below the stability limit {limit}"
+        lines.append(above + of_any)
+    use = (
+        f"balanced {balanced:.5f}"
+        if balanced
+        else f"every step is stable below {limit}"
+    )
+    lines.append(f"Use a smaller --learning-rate ({use}).")
+    return "\n".join(lines)
+
+
+def counted(n, noun):
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # ==================================================================================
@@ -473,7 +489,7 @@ class Progress:
     def timing(self, tracing):
         """How long train() took, its first epoch (with any tracing) apart."""
         first, last, n = self.times[0], self.times[-1], self.epochs
-        traced = " (tracing included)" * tracing
+        traced = " (tracing included)" if tracing else ""
         line = f"Training took {last - self.started:.3f} s: epoch 1 took "
         line += f"{first - self.started:.3f} s{traced}"
         later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
@@ -524,18 +540,18 @@ def make_evaluate(x, y, eager, jit_compile):
 
 def print_header(args, batches, batch_size, stable, balanced):
     """What the run will do."""
-    n, size, s = args.epochs, args.num_examples, "s" * (args.epochs > 1)
-    passes = f"{n} full-batch epoch{s}"
+    size = args.num_examples
+    passes = counted(args.epochs, "full-batch epoch")
     if batches > 1:
-        passes = f"{n} epoch{s} of {batches} batches of {batch_size}"
-        passes += " (the last smaller)" * (size % batch_size > 0)
+        passes = f"{counted(args.epochs, 'epoch')} of {batches} batches of {batch_size}"
+        passes += " (the last smaller)" if size % batch_size else ""
     mode = "eagerly" if args.eager else "as a tf.function graph"
     rates = f"stable below {rounded_down(stable)}"
     rates += f", balanced {balanced:.5f}" if balanced else " for every batch's step"
     line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
     print(f"""Data: {size:,} examples of {line}, seed {args.seed}).
 Training: {passes} from W={INITIAL[0]:g}, b={INITIAL[1]:g},
-          step run {mode}{" compiled by XLA" * args.jit_compile},
+          step run {mode}{" compiled by XLA" if args.jit_compile else ""},
           learning rate {args.learning_rate:g} ({rates}).
 """)
 
@@ -559,8 +575,9 @@ def run(args):
     last = progress.diverged or progress.last_two[-1]
     if progress.diverged or (balanced and rate >= stable):  # no --epochs converge
         why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
-        not_run = "\nkeras fit() was not run: it would take the same steps."
-        print(why + not_run * args.keras, file=sys.stderr)
+        if args.keras:
+            why += "\nkeras fit() was not run: it would take the same steps."
+        print(why, file=sys.stderr)
         return 1
     fitted = least_squares(x, y)
     rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
@@ -592,7 +609,7 @@ def run_keras(args, x, y, evaluate, batch_size, hand):
     agrees = "agrees with" if same else "DIFFERS from"
     print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
     seconds = time.perf_counter() - progress.started
-    print(f"fit() took {seconds:.3f} s for {n} epoch{'s' * (n > 1)}, tracing included.")
+    print(f"fit() took {seconds:.3f} s for {counted(n, 'epoch')}, tracing included.")
 
 
 def main(argv=None):

@@ -481,24 +481,30 @@ def test_noise_too_small_for_float32_is_not_blamed(capsys):
 
 
 def test_mini_batches_settle_near_least_squares_and_say_so(capsys):
-    """With a fixed rate, batches end each epoch at a point near least squares,
-    not on it: the verdict says a smaller rate, not more epochs, gets closer."""
-    gaps, argv = [], ["--num-examples", "200", "--batch-size", "20", "--epochs", "60"]
+    """With a fixed rate, batches end each epoch at the same point (the cycle
+    repeats), near least squares, not on it: the verdict says a smaller rate, not
+    more epochs, gets closer."""
+    gaps, rows = [], []
+    argv = ["--num-examples", "200", "--batch-size", "20", "--epochs", "60"]
     for rate in ("0.1", "0.01"):
         _, out, _ = run_main(capsys, *argv, "--learning-rate", rate)
         assert "Not converged" in out and "Try more --epochs" not in out
+        assert "settle into a cycle that repeats each epoch" in out
         assert "a smaller --learning-rate lands closer" in out
         learned, fitted = summary(out)["learned"], summary(out)["least-squares"]
         gaps.append(max(abs(learned[0] - fitted[0]), abs(learned[1] - fitted[1])))
+        rows.append(table(out)[-2:])  # epochs 54 and 60
     assert gaps[1] < gaps[0] / 3
+    (_, *before, _), (_, *last, _) = rows[0]  # at 0.1, the cycle repeats by then
+    assert before == last
 
 
 def test_mini_batches_crawling_at_a_tiny_rate_are_told_to_train_longer(capsys):
-    """Small epoch-to-epoch moves alone do not mean the batches cancel out: at a
+    """Small epoch-to-epoch moves alone do not mean W and b are in a cycle: at a
     tiny rate W still moves as far as its gradient says, so more epochs help."""
     argv = ["--batch-size", "100", "--learning-rate", "1e-6", "--epochs", "3"]
     _, out, _ = run_main(capsys, *argv)
-    assert "Try more --epochs" in out and "cancel out" not in out
+    assert "Try more --epochs" in out and "cycle" not in out
 
 
 def test_batch_size_header_and_a_batch_larger_than_the_data(capsys):
