@@ -46,10 +46,10 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # NumPy's random generator, seeded
     # x comes from N(0, 1), the normal distribution with mean 0 and standard
-    # deviation 1; the noise from the same, scaled to noise_std. Both are float32,
-    # 32-bit numbers with about 7 digits, which TensorFlow makes from Python floats
-    # too. NumPy's default is float64, and mixing the two can raise errors
-    # (README's FAQ lists each case), so the data is float32 from the start.
+    # deviation 1; the noise from the same, scaled to noise_std. Their dtype (number
+    # type) is float32: 32-bit numbers with about 7 digits, which TensorFlow makes
+    # from Python floats too. NumPy's default is float64, and mixing the two can
+    # raise errors (README's FAQ lists each case), so the data is float32 at once.
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
@@ -115,11 +115,10 @@ def make_step(eager=False, jit_compile=False):
     # Python once, recording ("tracing") the operations it calls into a graph: a
     # fixed plan that TensorFlow then runs without the Python. The results are the
     # same, to float32 rounding, with less Python per step. Inputs of a new shape
-    # (array size) or dtype (number type), or a new Python value such as another
-    # learning rate, trace again. To debug, run this script with --eager, or call
+    # (array size) or dtype, or a new Python value such as another learning rate,
+    # trace again. To debug, run this script with --eager, or call
     # tf.config.run_functions_eagerly(True). jit_compile=True also has XLA,
-    # TensorFlow's compiler, fuse the graph's operations into fewer passes over the
-    # data.
+    # TensorFlow's compiler, fuse the graph's operations into fewer data passes.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
@@ -188,10 +187,29 @@ def least_squares(x, y):
 # turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d without
 # overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it overshoots
 # the bottom (the factor is negative) but still shrinks; above about 1 it grows at
-# every step, and training diverges. Exactly, d shrinks at two slightly different
-# speeds along two directions (section 9). The header prints the exact limit
-# ("stable below", rounded down), and "balanced", the rate at which d shrinks by
-# the same ratio along both: at any other rate, one of them shrinks more slowly.
+# every step, and training diverges. The function below finds the exact rates,
+# which the header prints: "stable below" (rounded down) and "balanced".
+def stable_and_balanced_rates(x, batch_size):
+    """Return (every step is stable below this rate, the balanced rate or None)."""
+    # Exactly (linear algebra; optional), the gradient is H d, with H =
+    # 2*[[mean(x*x), mean(x)], [mean(x), 1]], the loss's second derivatives (its
+    # Hessian): a step turns d into (I - rate*H) d, I the identity matrix. Along
+    # each of H's two eigenvectors (directions H only scales, by its eigenvalue
+    # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
+    # 2/lam_max, the stability limit (near it, training crawls). The larger of the
+    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max),
+    # where they are equal: at any other rate, one direction shrinks more slowly.
+    # With batches, each batch has its own H: this returns the smallest limit of
+    # any batch, and no balanced rate.
+    x64 = x.astype(np.float64)
+    starts = np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    mean_x = np.add.reduceat(x64, starts) / sizes
+    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
+    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
+    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
+    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
+    return float(np.min(2 / lam_max)), balanced
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -255,30 +273,7 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 
 
 # 9. Appendix, optional: how main.py judges a run. --------------------------------
-# The exact learning-rate limits in the header (linear algebra), the summary's
-# losses, and the verdict: converged or not, and why.
-def stable_and_balanced_rates(x, batch_size):
-    """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Exactly, section 7's gradient is H d, where H = 2*[[mean(x*x), mean(x)],
-    # [mean(x), 1]] holds the loss's second derivatives (its Hessian), so a step
-    # turns d into (I - rate*H) d, I the identity matrix. Along each of H's two
-    # eigenvectors (directions H only scales, by its eigenvalue lam) a step
-    # multiplies d by (1 - rate*lam). Both shrink only below 2/lam_max, the
-    # stability limit (near it, training crawls). The larger of the two factors'
-    # sizes is smallest at the balanced rate 2/(lam_min + lam_max), where they are
-    # equal. Each batch has its own H: with batches, this returns the smallest
-    # limit of any batch, and no balanced rate.
-    x64 = x.astype(np.float64)
-    starts = np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))
-    mean_x = np.add.reduceat(x64, starts) / sizes
-    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
-    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
-    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
-    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
-    return float(np.min(2 / lam_max)), balanced
-
-
+# The summary's losses, and the verdict: converged or not, and why.
 def summary(x, y, rows):
     """A line per (label, W, b), each with its loss computed alike, in float64."""
     x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
