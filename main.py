@@ -111,7 +111,7 @@ def train_step(model, x, y, learning_rate):
 def make_step(eager=False, jit_compile=False):
     """Return train_step itself (eager), or wrapped by tf.function (a graph)."""
     # Eager mode, TensorFlow's default, runs each operation as Python reaches it,
-    # which is easy to debug with print() and pdb. tf.function instead runs the
+    # which is easy to debug with print() and pdb (Python's debugger). tf.function instead runs the
     # Python once, recording ("tracing") the operations it calls into a graph: a
     # fixed plan that TensorFlow then runs without the Python. The results are the
     # same, to float32 rounding, with less Python per step. Inputs of a new shape
@@ -129,13 +129,15 @@ def make_step(eager=False, jit_compile=False):
 # more, cheaper steps, each following only its own batch's gradient: mini-batch
 # gradient descent, which Keras's fit() does by default (section 8).
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step(), calling report(epoch, model, batch_loss) at the
-    start (epoch 0) and after each epoch. Stop early if report() returns True."""
+    """Run `epochs` epochs of step() on x and y (tensors, sliced into batches),
+    calling report(epoch, model, batch_loss) at the start (epoch 0) and after each
+    epoch. Stop early if report() returns True."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes = [len(batch_x) for batch_x, _ in batches]
     report(0, model, None)  # where training starts
     for epoch in range(1, epochs + 1):
+        # float() turns each step's one-number loss tensor into a Python number.
         losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
         # The epoch's batch losses, each from before its step, averaged with each
         # batch weighted by its size: the loss Keras's fit() reports for an epoch.
@@ -197,13 +199,15 @@ def stable_and_balanced_rates(x, batch_size):
     # each of H's two eigenvectors (directions H only scales, by its eigenvalue
     # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
     # 2/lam_max, the stability limit (near it, training crawls). The larger of the
-    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max),
-    # where they are equal: at any other rate, one direction shrinks more slowly.
+    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max)
+    # (optimization texts: the optimal fixed step), where they are equal: at any
+    # other rate, one direction shrinks more slowly.
     # With batches, each batch has its own H: this returns the smallest limit of
     # any batch, and no balanced rate.
     x64 = x.astype(np.float64)
     starts = np.arange(0, len(x), batch_size)
     sizes = np.diff(np.append(starts, len(x)))
+    # Each batch's mean(x) and mean(x*x): np.add.reduceat sums from each start.
     mean_x = np.add.reduceat(x64, starts) / sizes
     mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
     spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
@@ -218,10 +222,10 @@ class KerasLine(keras.Model):
 
     def __init__(self, initial_w, initial_b):
         super().__init__()
-        # add_weight, not tf.Variable: Keras 3 does not track (collect into
-        # trainable_weights) tf.Variable attributes of a keras.Model, as
-        # TensorFlow's guide stores them; fit() would then train nothing, with only
-        # a warning. An initializer sets a weight's first value.
+        # add_weight, not tf.Variable. TensorFlow's guide stores a keras.Model's
+        # weights as tf.Variable attributes, but Keras 3 does not track those:
+        # they stay out of trainable_weights, the list fit() trains, so fit() trains
+        # nothing, with only a warning. An initializer sets a weight's first value.
         constant = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=constant(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=constant(initial_b), name="b")
@@ -284,7 +288,8 @@ def summary(x, y, rows):
 
 
 def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
-    """Converged or not, why, and what to try next."""
+    """Converged or not, why, and what to try next. last_two: the table rows
+    (Epoch, after the banner) of the last two epochs."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
     # How close counts as converged: float32 numbers near v are about eps*|v| apart
     # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
@@ -327,7 +332,8 @@ def rounded_down(limit):
 
 
 def why_no_convergence(last, start_loss, rate, stable, balanced):
-    """Why a run cannot converge: it diverged, or its full-batch rate is too large."""
+    """Why a run cannot converge: it diverged, or its full-batch rate is too large.
+    last: the table row (Epoch) it stopped at."""
     if not math.isfinite(last.loss):
         what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
     elif last.loss > 10 * start_loss:
