@@ -46,10 +46,10 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
     """Return x and y as float32 NumPy arrays of shape (num_examples,)."""
     rng = np.random.default_rng(seed)  # NumPy's random generator, seeded
     # x comes from N(0, 1), the normal distribution with mean 0 and standard
-    # deviation 1; the noise from the same, scaled to noise_std. Their dtype (number
-    # type) is float32: 32-bit numbers with about 7 digits, which TensorFlow makes
-    # from Python floats too. NumPy's default is float64, and mixing the two can
-    # raise errors (README's FAQ lists each case), so the data is float32 at once.
+    # deviation 1. The noise comes from the same, scaled to noise_std. Both have the
+    # dtype (number type) float32: 32-bit numbers with about 7 digits. TensorFlow
+    # makes float32 from Python floats too. NumPy's default is float64, and mixing
+    # the two can raise errors (README's FAQ lists each case).
     x = rng.standard_normal(num_examples, dtype=np.float32)
     noise = rng.standard_normal(num_examples, dtype=np.float32) * np.float32(noise_std)
     return x, x * np.float32(true_w) + np.float32(true_b) + noise
@@ -61,11 +61,12 @@ class LinearModel(tf.Module):
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
-        # A tensor, TensorFlow's array, cannot change once made; a tf.Variable holds
-        # a value that can, as training needs for w and b. Variables are trainable
-        # unless made with trainable=False: gradient tapes (section 4) watch them.
-        # tf.Module, TensorFlow's base class for models, finds the Variables
-        # stored on it and lists them in model.trainable_variables.
+        # A tensor is TensorFlow's array, and it cannot change once made. A
+        # tf.Variable holds a value that can change, as training needs for w and b.
+        # Variables are trainable unless made with trainable=False, and gradient
+        # tapes (section 4) watch the trainable ones. tf.Module, TensorFlow's base
+        # class for models, lists the Variables stored on it in
+        # model.trainable_variables.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -77,7 +78,7 @@ class LinearModel(tf.Module):
 def mean_squared_error(y_true, y_pred):
     """The loss: mean of (y_true - y_pred)**2, one number for how wrong we are."""
     # Target first, as in Keras. tf.square counts misses above and below the line
-    # alike, and big misses more; tf.reduce_mean averages them. Even the true line
+    # alike, and big misses more. tf.reduce_mean averages them. Even the true line
     # misses each y by its noise, so its loss is about noise_std**2.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
@@ -86,22 +87,23 @@ def mean_squared_error(y_true, y_pred):
 def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block, so the
-    # loss is computed inside it. It watches the trainable Variables they use on
-    # its own; a plain tensor only after tape.watch(tensor).
+    # loss is computed there. The tape watches the trainable Variables those
+    # operations use. It watches a plain tensor only after tape.watch(tensor).
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
     # The gradient is the pair of derivatives (dL/dW, dL/db), L being the loss. By
-    # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x));
-    # the tape computes the same numbers from its record. (A loss computed outside
-    # the block has no record, and its gradient comes back None.) Ask after the
-    # block: this default tape stops recording if gradient() is called inside. Ask
-    # once: a second call raises RuntimeError, unless the tape is persistent=True.
+    # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x)).
+    # The tape computes the same numbers from its record. A loss computed outside
+    # the block has no record, and its gradient comes back None. Ask after the
+    # block, since this default tape stops recording if gradient() is called
+    # inside. Ask once: a second call raises RuntimeError, unless the tape was made
+    # with persistent=True.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
-    # the gradient. That is gradient descent. (Too large a rate overshoots; see
-    # section 7.) assign_sub changes the Variable in place. `model.w = model.w - ...`
-    # would put a plain tensor in its place, which no tape watches: README's FAQ
-    # says what then goes wrong.
+    # the gradient. That is gradient descent. Too large a rate overshoots (section
+    # 7). assign_sub changes the Variable in place. `model.w = model.w - ...` would
+    # instead put a plain tensor in its place, which no tape watches (README's FAQ
+    # says what then goes wrong).
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -110,15 +112,16 @@ def train_step(model, x, y, learning_rate):
 # 5. tf.function: the same step, run as a graph. ----------------------------------
 def make_step(eager=False, jit_compile=False):
     """Return train_step itself (eager), or wrapped by tf.function (a graph)."""
-    # Eager mode, TensorFlow's default, runs each operation as Python reaches it,
-    # which is easy to debug with print() and pdb (Python's debugger). tf.function instead runs the
-    # Python once, recording ("tracing") the operations it calls into a graph: a
-    # fixed plan that TensorFlow then runs without the Python. The results are the
-    # same, to float32 rounding, with less Python per step. Inputs of a new shape
-    # (array size) or dtype, or a new Python value such as another learning rate,
-    # trace again. To debug, run this script with --eager, or call
-    # tf.config.run_functions_eagerly(True). jit_compile=True also has XLA,
-    # TensorFlow's compiler, fuse the graph's operations into fewer data passes.
+    # Eager mode, TensorFlow's default, runs each operation as Python reaches it.
+    # That is easy to debug with print() and pdb (Python's debugger). tf.function
+    # instead runs the Python once, recording ("tracing") the operations it calls
+    # into a graph. The graph is a fixed plan that TensorFlow then runs without the
+    # Python: the same results, to float32 rounding, with less Python per step.
+    # Inputs of a new shape (array size) or dtype, or a new Python value such as
+    # another learning rate, trace again. To debug, run this script with --eager,
+    # or call tf.config.run_functions_eagerly(True). jit_compile=True also has XLA,
+    # TensorFlow's compiler, fuse the graph's operations into fewer passes over the
+    # data.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
@@ -126,8 +129,8 @@ def make_step(eager=False, jit_compile=False):
 # An epoch is one pass over the data. The data is cut into batches of batch_size
 # examples, and each batch gets one step. With one batch of all the data (full
 # batch, the default), every step follows the exact gradient. Smaller batches take
-# more, cheaper steps, each following only its own batch's gradient: mini-batch
-# gradient descent, which Keras's fit() does by default (section 8).
+# more, cheaper steps, each following only its own batch's gradient. That is
+# mini-batch gradient descent, which Keras's fit() does by default (section 8).
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` epochs of step() on x and y (tensors, sliced into batches),
     calling report(epoch, model, batch_loss) at the start (epoch 0) and after each
@@ -137,22 +140,22 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     sizes = [len(batch_x) for batch_x, _ in batches]
     report(0, model, None)  # where training starts
     for epoch in range(1, epochs + 1):
-        # float() turns each step's one-number loss tensor into a Python number.
+        # float() turns each step's loss, a one-number tensor, into a Python float.
         losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
-        # The epoch's batch losses, each from before its step, averaged with each
-        # batch weighted by its size: the loss Keras's fit() reports for an epoch.
+        # The epoch's batch losses (each from before its step), averaged with each
+        # batch weighted by its size. Keras's fit() reports the same for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
-        # The report() that main.py passes in prints a table row, and returns True
-        # once the loss has blown up: too large a learning rate overshoots more at
-        # every step (section 7), and training diverges.
+        # main.py's report() prints a table row. It returns True once the loss has
+        # blown up: too large a learning rate overshoots more at every step (section
+        # 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
 
 
-# All together: these lines, without their "#     ", saved in a file beside
-# main.py, run as they are; the machinery after the banner does the same, adding
-# the table and its checks. tf.constant makes a tensor from a NumPy array, once:
-# a tf.function would convert a NumPy array again at every call.
+# All together. These lines, without their "#     ", run as they are from a file
+# beside main.py. The machinery after the banner does the same, adding the table
+# and its checks. tf.constant makes a tensor from a NumPy array once; a
+# tf.function would convert a NumPy array again at every call.
 #     import tensorflow as tf
 #     from main import *
 #     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
