@@ -454,9 +454,12 @@ class Progress:
         self.epochs, self.evaluate, self.title = epochs, evaluate, batch_loss_title
         self.row_every = math.ceil(epochs / TABLE_ROWS)
         self.keep_every = math.ceil(epochs / PLOT_POINTS)
-        self.kept, self.last_two, self.times, self.path = [], [], [], [INITIAL]
+        self.kept = []  # every keep_every-th Epoch, for the summary and the figure
+        self.last_two = []  # the last two Epochs, for the verdict
+        self.path = [INITIAL]  # W and b after each update, for the figure
+        self.diverged = None  # the Epoch whose loss blew up, if any
         self.printed = self.started = time.perf_counter()
-        self.diverged = None
+        self.epoch_1_done = self.last_done = self.started  # times, for timing()
         title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
@@ -468,7 +471,9 @@ class Progress:
         if not math.isfinite(loss) or (self.kept and loss > 10 * self.kept[0].loss):
             self.diverged = state
             return True
-        self.times = [*self.times[:1], now] if epoch else []  # epoch 1 and the last
+        if epoch == 1:
+            self.epoch_1_done = now
+        self.last_done = now
         self.last_two = [*self.last_two[-1:], state]
         if epoch % self.keep_every == 0 or epoch == self.epochs:
             self.kept.append(state)
@@ -492,7 +497,7 @@ class Progress:
 
     def timing(self, tracing):
         """How long train() took, its first epoch (with any tracing) apart."""
-        first, last, n = self.times[0], self.times[-1], self.epochs
+        first, last, n = self.epoch_1_done, self.last_done, self.epochs
         traced = " (tracing included)" if tracing else ""
         line = f"Training took {last - self.started:.3f} s: epoch 1 took "
         line += f"{first - self.started:.3f} s{traced}"
