@@ -145,9 +145,10 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # The epoch's batch losses (each from before its step), averaged with each
         # batch weighted by its size. Keras's fit() reports the same for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
-        # main.py's report() prints a table row. It returns True once the loss has
-        # blown up: too large a learning rate overshoots more at every step (section
-        # 7), and training diverges.
+        # The report() that the machinery passes in (Progress, after the banner)
+        # prints a table row. It returns True once the loss has blown up: too large
+        # a learning rate overshoots more at every step (section 7), and training
+        # diverges.
         if report(epoch, model, batch_loss):
             return
 
