@@ -476,6 +476,26 @@ def test_each_batch_limit_is_from_its_own_hessian(default_data):
     assert limit == pytest.approx(min(limits), rel=1e-12) and balanced is None
 
 
+def test_below_the_batch_limit_no_step_moves_away_from_its_batchs_best_fit(
+    default_data,
+):
+    """README: below "stable below", no step moves W and b farther from its own
+    batch's least squares; just above it, some step does (float64, by hand)."""
+    x, y = default_data[0][:100], default_data[1][:100]
+    limit, _ = main.stable_and_balanced_rates(x, 30)
+    rng = np.random.default_rng(0)
+    for rate, moves_away in ((0.999 * limit, False), (1.05 * limit, True)):
+        farther = []
+        for start in range(0, 100, 30):
+            bx, by = x[start : start + 30], y[start : start + 30]
+            best = np.array(main.least_squares(bx, by))
+            for start_wb in best + rng.normal(size=(200, 2)):
+                step = rate * np.array(hand_gradients(bx, by, *start_wb))
+                before, after = start_wb - best, start_wb - step - best
+                farther.append(np.linalg.norm(after) > np.linalg.norm(before))
+        assert any(farther) == moves_away
+
+
 def test_learning_rate_stability_limit_separates_converge_from_diverge(
     default_data, train_on
 ):
