@@ -6,6 +6,7 @@ command line, the table and the figure. tests/ checks the facts stated here.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
+    python -c "import main; main.lesson()"  # sections 1 to 6 alone, a line an epoch
 """
 
 import argparse
@@ -93,11 +94,10 @@ def train_step(model, x, y, learning_rate):
         loss = mean_squared_error(y, model(x))
     # The gradient is the pair of derivatives (dL/dW, dL/db), L being the loss. By
     # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x)).
-    # The tape computes the same numbers from its record. A loss computed outside
-    # the block has no record, and its gradient comes back None. Ask after the
-    # block, since this default tape stops recording if gradient() is called
-    # inside. Ask once: a second call raises RuntimeError, unless the tape was made
-    # with persistent=True.
+    # The tape computes the same numbers from its record (a loss computed outside
+    # the block has none: README's FAQ). Ask after the block, and once: asked
+    # inside, this default tape stops recording; asked again, it raises
+    # RuntimeError.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. Too large a rate overshoots (section
@@ -145,26 +145,29 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # The epoch's batch losses (each from before its step), averaged with each
         # batch weighted by its size. Keras's fit() reports the same for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
-        # The report() that the machinery passes in (Progress, after the banner)
-        # prints a table row. It returns True once the loss has blown up: too large
-        # a learning rate overshoots more at every step (section 7), and training
-        # diverges.
+        # lesson() below passes a report() that prints a line. The machinery's
+        # (Progress, after the banner) prints a table row, and returns True once
+        # the loss has blown up: too large a learning rate overshoots more at every
+        # step (section 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
 
 
-# All together. These lines, without their "#     ", run as they are from a file
-# beside main.py. The machinery after the banner does the same, adding the table
-# and its checks. tf.constant makes a tensor from a NumPy array once; a
-# tf.function would convert a NumPy array again at every call.
-#     import tensorflow as tf
-#     from main import *
-#     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-#     x, y = tf.constant(x), tf.constant(y)
-#     model = LinearModel(*INITIAL)
-#     def report(epoch, model, batch_loss):
-#         print(epoch, float(model.w), float(model.b), batch_loss)
-#     train(model, x, y, LEARNING_RATE, EPOCHS, len(x), make_step(), report)
+def lesson():
+    """Sections 1 to 6 all together, with the settings above, and nothing else:
+    python -c "import main; main.lesson()" prints each epoch, W, b and the loss."""
+    x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
+    # tf.constant makes a tensor from a NumPy array, once here: a tf.function
+    # would convert a NumPy array again at every call.
+    x, y = tf.constant(x), tf.constant(y)
+    model = LinearModel(*INITIAL)
+
+    def report(epoch, model, batch_loss):  # the simplest report(): one line each
+        print(epoch, float(model.w), float(model.b), batch_loss)
+
+    batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
+    train(model, x, y, LEARNING_RATE, EPOCHS, batch_size, make_step(), report)
+    return model
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
@@ -191,33 +194,12 @@ def least_squares(x, y):
 # 2*(b - b*). With x drawn from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
 # so the gradient is about 2*d. A step subtracts learning_rate * gradient, so it
 # turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d without
-# overshooting; at 0.5 it nearly vanishes in one step; from 0.5 to 1 it overshoots
-# the bottom (the factor is negative) but still shrinks; above about 1 it grows at
-# every step, and training diverges. The function below finds the exact rates,
-# which the header prints: "stable below" (rounded down) and "balanced".
-def stable_and_balanced_rates(x, batch_size):
-    """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Exactly (linear algebra; optional), the gradient is H d, with H =
-    # 2*[[mean(x*x), mean(x)], [mean(x), 1]], the loss's second derivatives (its
-    # Hessian): a step turns d into (I - rate*H) d, I the identity matrix. Along
-    # each of H's two eigenvectors (directions H only scales, by its eigenvalue
-    # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
-    # 2/lam_max, the stability limit (near it, training crawls). The larger of the
-    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max)
-    # (optimization texts: the optimal fixed step), where they are equal: at any
-    # other rate, one direction shrinks more slowly.
-    # With batches, each batch has its own H: this returns the smallest limit of
-    # any batch, and no balanced rate.
-    x64 = x.astype(np.float64)
-    starts = np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))
-    # Each batch's mean(x) and mean(x*x): np.add.reduceat sums from each start.
-    mean_x = np.add.reduceat(x64, starts) / sizes
-    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
-    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
-    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
-    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
-    return float(np.min(2 / lam_max)), balanced
+# overshooting. At 0.5 the factor is about 0: d shrinks most (for the default
+# data, by over 95% a step). From 0.5 to 1, d overshoots the bottom (the factor is
+# negative) but still shrinks. Above about 1 it grows at every step, and training
+# diverges. Section 9 (optional) computes the exact
+# rates the header prints: the limit ("stable below", rounded down) and
+# "balanced", the rate with the best worst case.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -281,7 +263,33 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 
 
 # 9. Appendix, optional: how main.py judges a run. --------------------------------
-# The summary's losses, and the verdict: converged or not, and why.
+# The exact learning-rate limits in the header (linear algebra), the summary's
+# losses, and the verdict: converged or not, and why.
+def stable_and_balanced_rates(x, batch_size):
+    """Return (every step is stable below this rate, the balanced rate or None)."""
+    # Exactly, section 7's gradient is H d, with H =
+    # 2*[[mean(x*x), mean(x)], [mean(x), 1]], the loss's second derivatives (its
+    # Hessian): a step turns d into (I - rate*H) d, I the identity matrix. Along
+    # each of H's two eigenvectors (directions H only scales, by its eigenvalue
+    # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
+    # 2/lam_max, the stability limit (near it, training crawls). The larger of the
+    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max)
+    # (optimization texts: the optimal fixed step), where they are equal: at any
+    # other rate, one direction shrinks more slowly.
+    # With batches, each batch has its own H: this returns the smallest limit of
+    # any batch, and no balanced rate.
+    x64 = x.astype(np.float64)
+    starts = np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))  # each batch's length
+    # Each batch's mean(x) and mean(x*x): np.add.reduceat sums from each start.
+    mean_x = np.add.reduceat(x64, starts) / sizes
+    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
+    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
+    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
+    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
+    return float(np.min(2 / lam_max)), balanced
+
+
 def summary(x, y, rows):
     """A line per (label, W, b), each with its loss computed alike, in float64."""
     x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]

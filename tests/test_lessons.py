@@ -333,22 +333,14 @@ def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_sta
         assert progress.diverged.epoch == diverged_at
 
 
-def test_the_all_together_listing_in_section_6_runs_as_written(default_data, tmp_path):
-    """The listing in section 6's comment, run as a file of its own (main.py is
-    importable, as beside it), trains a model to least squares."""
-    import runpy
-
-    with open(main.__file__, encoding="utf-8") as source:
-        found = re.search(
-            r"# All together.*?\n((?:#     [^\n]*\n)+)", source.read(), re.DOTALL
-        )
-    listing = found[1]
-    (tmp_path / "listing.py").write_text(
-        "\n".join(line[len("#     ") :] for line in listing.splitlines())
-    )
-    assert "#     from main import *\n" in listing
-    names = runpy.run_path(str(tmp_path / "listing.py"))
-    learned = (float(names["model"].w), float(names["model"].b))
+def test_lesson_trains_with_the_settings_and_prints_every_epoch(default_data, capsys):
+    """lesson(), sections 1 to 6 all together, prints epochs 0 to EPOCHS with W, b
+    and the loss, and trains the model to least squares."""
+    model = main.lesson()
+    lines = capsys.readouterr().out.splitlines()
+    assert [int(line.split()[0]) for line in lines] == list(range(main.EPOCHS + 1))
+    assert lines[0] == "0 5.0 0.0 None"
+    learned = (float(model.w), float(model.b))
     np.testing.assert_allclose(learned, main.least_squares(*default_data), atol=1e-4)
 
 
@@ -435,9 +427,13 @@ def test_hessian_of_the_loss_is_the_formula_in_stable_and_balanced_rates(
 
 
 def test_with_x_from_n01_the_hessian_is_about_2i(default_data):
-    """So the limit is about 1 and the balanced rate about 0.5."""
+    """So the limit is about 1 and the balanced rate about 0.5, where a step
+    shrinks d by over 95% in every direction (section 7)."""
+    x = default_data[0].astype(np.float64)
     limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
     assert 0.9 < limit < 1.1 and 0.45 < balanced < 0.55
+    hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
+    assert np.max(np.abs(1 - 0.5 * np.linalg.eigvalsh(hessian))) < 0.05
 
 
 def test_one_step_multiplies_the_distance_by_i_minus_rate_times_h(default_data):
