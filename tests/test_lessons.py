@@ -475,8 +475,9 @@ def test_each_batch_limit_is_from_its_own_hessian(default_data):
 def test_below_the_batch_limit_no_step_moves_away_from_its_batchs_best_fit(
     default_data,
 ):
-    """README: below "stable below", no step moves W and b farther from its own
-    batch's least squares; just above it, some step does (float64, by hand)."""
+    """What the header's "stable below ... for every batch's step" means: below it,
+    no step moves W and b farther from its own batch's least squares; just above
+    it, some step does (float64, by hand)."""
     x, y = default_data[0][:100], default_data[1][:100]
     limit, _ = main.stable_and_balanced_rates(x, 30)
     rng = np.random.default_rng(0)
