@@ -338,11 +338,6 @@ not on it. More --epochs change nothing; a smaller --learning-rate lands closer.
     return f"{head}Try more --epochs, or another --learning-rate{rate}."
 
 
-def rounded_down(limit):
-    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
-    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
-
-
 def why_no_convergence(last, start_loss, rate, stable, balanced):
     """Why a run cannot converge: it diverged, or its full-batch rate is too large.
     last: the table row (Epoch) it stopped at."""
@@ -367,11 +362,6 @@ def why_no_convergence(last, start_loss, rate, stable, balanced):
     )
     lines.append(f"Use a smaller --learning-rate ({use}).")
     return "\n".join(lines)
-
-
-def counted(n, noun):
-    """'1 epoch', '2 epochs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # ==================================================================================
@@ -554,6 +544,16 @@ def make_evaluate(x, y, eager, jit_compile):
         return mean_squared_error(y, model(x))
 
     return evaluate if eager else tf.function(evaluate, jit_compile=jit_compile)
+
+
+def rounded_down(limit):
+    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
+    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
+
+
+def counted(n, noun):
+    """'1 epoch', '2 epochs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def print_header(args, batches, batch_size, stable, balanced):
