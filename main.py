@@ -145,9 +145,8 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # The epoch's batch losses (each from before its step), averaged with each
         # batch weighted by its size. Keras's fit() reports the same for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
-        # lesson() below passes a report() that prints a line. The machinery's
-        # (Progress, after the banner) prints a table row, and returns True once
-        # the loss has blown up: too large a learning rate overshoots more at every
+        # A report() may return True to stop training. main.py's own does once the
+        # loss has blown up: too large a learning rate overshoots more at every
         # step (section 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
@@ -155,15 +154,19 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
 
 def lesson():
     """Sections 1 to 6 all together, with the settings above, and nothing else:
-    python -c "import main; main.lesson()" prints each epoch, W, b and the loss."""
+    python -c "import main; main.lesson()" prints W, b and the loss at them after
+    each epoch (epoch 0: the start), as main.py's table does."""
     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
     # tf.constant makes a tensor from a NumPy array, once here: a tf.function
     # would convert a NumPy array again at every call.
     x, y = tf.constant(x), tf.constant(y)
     model = LinearModel(*INITIAL)
 
-    def report(epoch, model, batch_loss):  # the simplest report(): one line each
-        print(epoch, float(model.w), float(model.b), batch_loss)
+    def report(epoch, model, batch_loss):  # a plain report(): one line an epoch
+        loss = float(mean_squared_error(y, model(x)))  # batch_loss is unused here
+        print(
+            f"{epoch:3}  W={float(model.w):.5f}  b={float(model.b):.5f}  loss={loss:.5f}"
+        )
 
     batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
     train(model, x, y, LEARNING_RATE, EPOCHS, batch_size, make_step(), report)
@@ -189,17 +192,17 @@ def least_squares(x, y):
 
 # Which learning rates work. The loss is quadratic in W and b: a bowl whose bottom
 # (W*, b*) is least squares. Call d = (W - W*, b - b*) the vector from the bottom
-# to (W, b). Since the gradient is zero at the bottom, it is dL/dW =
-# 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*), and dL/db = 2*mean(x)*(W - W*) +
-# 2*(b - b*). With x drawn from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
+# to (W, b). The gradient of a quadratic is linear in W and b, and it is zero at
+# the bottom, so dL/dW = 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*) and dL/db =
+# 2*mean(x)*(W - W*) + 2*(b - b*). With x drawn from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
 # so the gradient is about 2*d. A step subtracts learning_rate * gradient, so it
 # turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d without
 # overshooting. At 0.5 the factor is about 0: d shrinks most (for the default
 # data, by over 95% a step). From 0.5 to 1, d overshoots the bottom (the factor is
-# negative) but still shrinks. Above about 1 it grows at every step, and training
-# diverges. Section 9 (optional) computes the exact
-# rates the header prints: the limit ("stable below", rounded down) and
-# "balanced", the rate with the best worst case.
+# negative) but still shrinks. Above about 1, d grows along at least one
+# direction at every step, and training diverges. Section 9 (optional) computes
+# the exact rates that main.py prints before training: the limit ("stable below",
+# rounded down) and "balanced", the rate with the best worst case.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -245,7 +248,8 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     # estimate of the full one). With its default momentum of 0 (no part of the
     # last update carried into the next) it updates each weight as train_step's
     # assign_sub does. For each batch, fit() then runs Keras's own training step,
-    # as a tf.function, and it is section 4's (README's FAQ runs it by hand):
+    # as a tf.function. Its update is section 4's (README's FAQ runs it by hand;
+    # Keras also updates its metrics):
     #     with tf.GradientTape() as tape:
     #         loss = the compiled loss of (y, model(x))
     #     gradients = tape.gradient(loss, model.trainable_weights)
@@ -264,7 +268,10 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 
 # 9. Appendix, optional: how main.py judges a run. --------------------------------
 # The exact learning-rate limits in the header (linear algebra), the summary's
-# losses, and the verdict: converged or not, and why.
+# losses, and the verdict: converged or not, and why, from the table's rows.
+Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])  # a table row
+
+
 def stable_and_balanced_rates(x, batch_size):
     """Return (every step is stable below this rate, the balanced rate or None)."""
     # Exactly, section 7's gradient is H d, with H =
@@ -300,8 +307,8 @@ def summary(x, y, rows):
 
 
 def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
-    """Converged or not, why, and what to try next. last_two: the table rows
-    (Epoch, after the banner) of the last two epochs."""
+    """Converged or not, why, and what to try next, from the table rows (Epoch)
+    of the last two epochs."""
     (_, w0, b0, *_), (_, w, b, *_) = last_two
     # How close counts as converged: float32 numbers near v are about eps*|v| apart
     # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
@@ -440,9 +447,6 @@ def plot_problem(path):
     except ImportError:
         return "needs matplotlib: pip install matplotlib"
     return None
-
-
-Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])  # a table row
 
 
 class Progress:

@@ -333,13 +333,19 @@ def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_sta
         assert progress.diverged.epoch == diverged_at
 
 
-def test_lesson_trains_with_the_settings_and_prints_every_epoch(default_data, capsys):
+def test_lesson_prints_every_epoch_as_the_table_does_and_trains(
+    default_data, default_run, capsys
+):
     """lesson(), sections 1 to 6 all together, prints epochs 0 to EPOCHS with W, b
-    and the loss, and trains the model to least squares."""
+    and the loss at them, the numbers of main.py's table, and trains the model to
+    least squares."""
     model = main.lesson()
     lines = capsys.readouterr().out.splitlines()
     assert [int(line.split()[0]) for line in lines] == list(range(main.EPOCHS + 1))
-    assert lines[0] == "0 5.0 0.0 None"
+    history, _ = default_run
+    for row in history[:: main.EPOCHS // 10]:
+        shown = f"{row.epoch:3}  W={row.w:.5f}  b={row.b:.5f}  loss={row.loss:.5f}"
+        assert lines[row.epoch] == shown
     learned = (float(model.w), float(model.b))
     np.testing.assert_allclose(learned, main.least_squares(*default_data), atol=1e-4)
 
