@@ -66,7 +66,7 @@ class LinearModel(tf.Module):
         # tf.Variable holds a value that can change, as training needs for w and b.
         # Variables are trainable unless made with trainable=False, and gradient
         # tapes (section 4) watch the trainable ones. tf.Module, TensorFlow's base
-        # class for models, lists the Variables stored on it in
+        # class for models, lists the trainable Variables stored on it in
         # model.trainable_variables.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
@@ -95,9 +95,8 @@ def train_step(model, x, y, learning_rate):
     # The gradient is the pair of derivatives (dL/dW, dL/db), L being the loss. By
     # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x)).
     # The tape computes the same numbers from its record (a loss computed outside
-    # the block has none: README's FAQ). Ask after the block, and once: asked
-    # inside, this default tape stops recording; asked again, it raises
-    # RuntimeError.
+    # the block has none: README's FAQ). Ask after the block: asked inside, the
+    # tape stops recording. Ask once: asked again, it raises RuntimeError.
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. Too large a rate overshoots (section
@@ -154,19 +153,26 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
 
 def lesson():
     """Sections 1 to 6 all together, with the settings above, and nothing else:
-    python -c "import main; main.lesson()" prints W, b and the loss at them after
-    each epoch (epoch 0: the start), as main.py's table does."""
+    python -c "import main; main.lesson()" prints the first gradient two ways,
+    then W, b and the loss at them after each epoch (epoch 0: the start), as
+    main.py's table does."""
     x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
     # tf.constant makes a tensor from a NumPy array, once here: a tf.function
     # would convert a NumPy array again at every call.
     x, y = tf.constant(x), tf.constant(y)
     model = LinearModel(*INITIAL)
+    # Section 4's claim, seen once: the tape's gradient is the chain rule's.
+    with tf.GradientTape() as tape:
+        loss = mean_squared_error(y, model(x))
+    by_tape = tape.gradient(loss, [model.w, model.b])
+    error = y - model(x)
+    by_hand = [-2 * tf.reduce_mean(x * error), -2 * tf.reduce_mean(error)]
+    for way, (dw, db) in [("the tape", by_tape), ("the chain rule", by_hand)]:
+        print(f"dL/dW, dL/db by {way}: {float(dw):.4f}, {float(db):.4f}")
 
     def report(epoch, model, batch_loss):  # a plain report(): one line an epoch
-        loss = float(mean_squared_error(y, model(x)))  # batch_loss is unused here
-        print(
-            f"{epoch:3}  W={float(model.w):.5f}  b={float(model.b):.5f}  loss={loss:.5f}"
-        )
+        w, b, loss = float(model.w), float(model.b), mean_squared_error(y, model(x))
+        print(f"{epoch:3}  W={w:.5f}  b={b:.5f}  loss={float(loss):.5f}")
 
     batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
     train(model, x, y, LEARNING_RATE, EPOCHS, batch_size, make_step(), report)
@@ -193,16 +199,17 @@ def least_squares(x, y):
 # Which learning rates work. The loss is quadratic in W and b: a bowl whose bottom
 # (W*, b*) is least squares. Call d = (W - W*, b - b*) the vector from the bottom
 # to (W, b). The gradient of a quadratic is linear in W and b, and it is zero at
-# the bottom, so dL/dW = 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*) and dL/db =
-# 2*mean(x)*(W - W*) + 2*(b - b*). With x drawn from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
-# so the gradient is about 2*d. A step subtracts learning_rate * gradient, so it
-# turns d into about (1 - 2*learning_rate) * d. Rates below 0.5 shrink d without
-# overshooting. At 0.5 the factor is about 0: d shrinks most (for the default
-# data, by over 95% a step). From 0.5 to 1, d overshoots the bottom (the factor is
-# negative) but still shrinks. Above about 1, d grows along at least one
-# direction at every step, and training diverges. Section 9 (optional) computes
-# the exact rates that main.py prints before training: the limit ("stable below",
-# rounded down) and "balanced", the rate with the best worst case.
+# the bottom, so dL/dW = 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*) and
+# dL/db = 2*mean(x)*(W - W*) + 2*(b - b*). With x drawn from N(0, 1), mean(x*x)
+# is about 1 and mean(x) about 0, so the gradient is about 2*d. A step subtracts
+# learning_rate * gradient, so it turns d into about (1 - 2*learning_rate) * d.
+# Rates below 0.5 shrink d without overshooting. At 0.5 the factor is about 0: d
+# shrinks most (for the default data, by over 95% a step). From 0.5 to 1, d
+# overshoots the bottom (the factor is negative) but still shrinks. Above about 1,
+# d grows along at least one direction at every step, and training diverges.
+# Section 9 (optional) computes the exact rates that main.py prints before
+# training: the limit ("stable below", rounded down) and "balanced", the rate
+# with the best worst case.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -223,21 +230,6 @@ class KerasLine(keras.Model):
         return x * self.w + self.b
 
 
-class ReportEachEpoch(keras.callbacks.Callback):
-    """fit() calls its callbacks' methods at set points. This one calls report() as
-    train() does, with the loss fit() passes on_epoch_end in `logs`."""
-
-    def __init__(self, report):
-        super().__init__()
-        self.report = report
-
-    def on_train_begin(self, logs=None):  # self.model: the model fit() trains
-        self.report(0, self.model, None)  # where training starts
-
-    def on_epoch_end(self, epoch, logs=None):  # fit() counts epochs from 0
-        self.report(epoch + 1, self.model, logs["loss"])
-
-
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b). fit_options
     go to fit() as they are: main.py passes its callbacks that way."""
@@ -249,7 +241,7 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     # last update carried into the next) it updates each weight as train_step's
     # assign_sub does. For each batch, fit() then runs Keras's own training step,
     # as a tf.function. Its update is section 4's (README's FAQ runs it by hand;
-    # Keras also updates its metrics):
+    # Keras also updates its metrics, the running numbers it reports):
     #     with tf.GradientTape() as tape:
     #         loss = the compiled loss of (y, model(x))
     #     gradients = tape.gradient(loss, model.trainable_weights)
@@ -264,6 +256,21 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     options = {"batch_size": batch_size, "shuffle": False, "verbose": 0} | fit_options
     model.fit(x, y, epochs=epochs, **options)
     return float(model.w), float(model.b)
+
+
+class ReportEachEpoch(keras.callbacks.Callback):
+    """fit() calls its callbacks' methods at set points. This one calls report() as
+    train() does, with the loss fit() passes on_epoch_end in `logs`."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def on_train_begin(self, logs=None):  # self.model: the model fit() trains
+        self.report(0, self.model, None)  # where training starts
+
+    def on_epoch_end(self, epoch, logs=None):  # fit() counts epochs from 0
+        self.report(epoch + 1, self.model, logs["loss"])
 
 
 # 9. Appendix, optional: how main.py judges a run. --------------------------------

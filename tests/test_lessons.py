@@ -336,11 +336,15 @@ def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_sta
 def test_lesson_prints_every_epoch_as_the_table_does_and_trains(
     default_data, default_run, capsys
 ):
-    """lesson(), sections 1 to 6 all together, prints epochs 0 to EPOCHS with W, b
-    and the loss at them, the numbers of main.py's table, and trains the model to
-    least squares."""
+    """lesson(), sections 1 to 6 all together, prints the first gradient by the tape
+    and by the chain rule, alike; then epochs 0 to EPOCHS with W, b and the loss at
+    them, the numbers of main.py's table; and trains the model to least squares."""
     model = main.lesson()
-    lines = capsys.readouterr().out.splitlines()
+    by_tape, by_hand, *lines = capsys.readouterr().out.splitlines()
+    hand = hand_gradients(*default_data, *main.INITIAL)  # float64
+    for printed in (by_tape, by_hand):
+        numbers = [float(n) for n in printed.split(":")[1].split(",")]
+        assert numbers == pytest.approx(hand, abs=1e-4)
     assert [int(line.split()[0]) for line in lines] == list(range(main.EPOCHS + 1))
     history, _ = default_run
     for row in history[:: main.EPOCHS // 10]:
