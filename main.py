@@ -92,11 +92,14 @@ def train_step(model, x, y, learning_rate):
     # operations use. It watches a plain tensor only after tape.watch(tensor).
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
-    # The gradient is the pair of derivatives (dL/dW, dL/db), L being the loss. By
-    # the chain rule, dL/dW = -2*mean(x*(y - f(x))) and dL/db = -2*mean(y - f(x)).
-    # The tape computes the same numbers from its record (a loss computed outside
-    # the block has none: README's FAQ). Ask after the block: asked inside, the
-    # tape stops recording. Ask once: asked again, it raises RuntimeError.
+    # The gradient is the pair of partial derivatives (dL/dW, dL/db), L being the
+    # loss: how fast L changes as W alone, or b alone, changes. By the chain rule,
+    # d/dW (y - (x*W + b))**2 = -2*x*(y - (x*W + b)), so dL/dW =
+    # -2*mean(x*(y - f(x))), and likewise dL/db = -2*mean(y - f(x)). The tape
+    # computes the same numbers from its record (a loss computed outside the
+    # block has none: README's FAQ). Ask it after the block, since asked inside,
+    # this tape stops recording. Ask it once: asked again, it raises RuntimeError
+    # (unless the tape was made with persistent=True).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. Too large a rate overshoots (section
@@ -131,9 +134,10 @@ def make_step(eager=False, jit_compile=False):
 # more, cheaper steps, each following only its own batch's gradient. That is
 # mini-batch gradient descent, which Keras's fit() does by default (section 8).
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step() on x and y (tensors, sliced into batches),
-    calling report(epoch, model, batch_loss) at the start (epoch 0) and after each
-    epoch. Stop early if report() returns True."""
+    """Run `epochs` epochs of step() on x and y (tensors, sliced into batches).
+    report is a callback, a function train() calls: report(epoch, model,
+    batch_loss) at the start (epoch 0) and after each epoch. lesson() below passes
+    the simplest one. Stop early if report() returns True."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes = [len(batch_x) for batch_x, _ in batches]
@@ -203,10 +207,11 @@ def least_squares(x, y):
 # dL/db = 2*mean(x)*(W - W*) + 2*(b - b*). With x drawn from N(0, 1), mean(x*x)
 # is about 1 and mean(x) about 0, so the gradient is about 2*d. A step subtracts
 # learning_rate * gradient, so it turns d into about (1 - 2*learning_rate) * d.
-# Rates below 0.5 shrink d without overshooting. At 0.5 the factor is about 0: d
-# shrinks most (for the default data, by over 95% a step). From 0.5 to 1, d
-# overshoots the bottom (the factor is negative) but still shrinks. Above about 1,
-# d grows along at least one direction at every step, and training diverges.
+# Rates below about 0.5 shrink d without overshooting. At about 0.5 the factor is
+# about 0: d shrinks most (for the default data, by over 95% a step at 0.5). From
+# about 0.5 to 1, d overshoots the bottom (the factor is negative) but still
+# shrinks. Above about 1, d grows along at least one direction at every step, and
+# training diverges.
 # Section 9 (optional) computes the exact rates that main.py prints before
 # training: the limit ("stable below", rounded down) and "balanced", the rate
 # with the best worst case.
@@ -232,7 +237,7 @@ class KerasLine(keras.Model):
 
 def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options):
     """Train a KerasLine with compile() and fit(); return its (W, b). fit_options
-    go to fit() as they are: main.py passes its callbacks that way."""
+    go to fit() as they are: main.py passes its callbacks (below) that way."""
     model = KerasLine(*start)
     # compile() only records how to train: the optimizer (the object that applies
     # updates) and the loss; "mse" is mean_squared_error. SGD(learning_rate) is
