@@ -291,8 +291,9 @@ def stable_and_balanced_rates(x, batch_size):
     # Hessian): a step turns d into (I - rate*H) d, I the identity matrix. Along
     # each of H's two eigenvectors (directions H only scales, by its eigenvalue
     # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
-    # 2/lam_max, the stability limit (near it, training crawls). The larger of the
-    # two factors' sizes is smallest at the balanced rate 2/(lam_min + lam_max)
+    # 2/lam_max, the stability limit (just below it, d flips sign each step and
+    # shrinks slowly). The larger of the two factors' sizes is smallest at the
+    # balanced rate 2/(lam_min + lam_max)
     # (optimization texts: the optimal fixed step), where they are equal: at any
     # other rate, one direction shrinks more slowly.
     # With batches, each batch has its own H: this returns the smallest limit of

@@ -515,8 +515,9 @@ def test_learning_rate_stability_limit_separates_converge_from_diverge(
     np.testing.assert_allclose((below[-1].w, below[-1].b), fitted, atol=1e-4)
 
 
-def test_near_the_limit_training_crawls(default_data, train_on):
-    """At 0.96 (the limit is 0.9699) 100 epochs do not converge; balanced, 10 do."""
+def test_just_below_the_limit_d_flips_sign_and_shrinks_slowly(default_data, train_on):
+    """At 0.96 (the limit is 0.9699) W swings across least squares each epoch, and
+    100 epochs do not converge; balanced, 10 do."""
     limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
     fitted = np.array(main.least_squares(*default_data))
 
@@ -526,6 +527,9 @@ def test_near_the_limit_training_crawls(default_data, train_on):
 
     assert gap_after(balanced, 10) < 1e-4
     assert 0.96 < limit and gap_after(0.96, 100) > 1e-4
+    history, _ = train_on(*default_data, 0.96, 6)
+    signs = np.sign([row.w - fitted[0] for row in history])
+    assert all(signs[1:] == -signs[:-1])  # it flips at every step
 
 
 @pytest.mark.parametrize("start", [(5.0, 0.0), (0.0, 0.0), (-20.0, 30.0), (3.0, 2.0)])
