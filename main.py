@@ -6,7 +6,7 @@ command line, the table and the figure. tests/ checks the facts stated here.
 
     python main.py              # train with the settings below; --help for options
     python main.py --keras      # then the same training through Keras's fit()
-    python -c "import main; main.lesson()"  # sections 1 to 6 alone, a line an epoch
+    python -c "import main; main.lesson()"  # sections 1 to 8 alone, no checks
 """
 
 import argparse
@@ -136,15 +136,17 @@ def make_step(eager=False, jit_compile=False):
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
     """Run `epochs` epochs of step() on x and y (tensors, sliced into batches).
     report is a callback, a function train() calls: report(epoch, model,
-    batch_loss) at the start (epoch 0) and after each epoch. lesson() below passes
-    the simplest one. Stop early if report() returns True."""
+    batch_loss) at the start (epoch 0) and after each epoch. lesson(), after
+    section 8, passes the simplest one. Stop early if report() returns True."""
     starts = range(0, len(x), batch_size)  # the last batch may be smaller
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
     sizes = [len(batch_x) for batch_x, _ in batches]
     report(0, model, None)  # where training starts
     for epoch in range(1, epochs + 1):
-        # float() turns each step's loss, a one-number tensor, into a Python float.
-        losses = [float(step(model, bx, by, learning_rate)) for bx, by in batches]
+        losses = []
+        for batch_x, batch_y in batches:
+            loss = step(model, batch_x, batch_y, learning_rate)
+            losses.append(float(loss))  # from a one-number tensor to a Python float
         # The epoch's batch losses (each from before its step), averaged with each
         # batch weighted by its size. Keras's fit() reports the same for an epoch.
         batch_loss = float(np.average(losses, weights=sizes))
@@ -153,34 +155,6 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
         # step (section 7), and training diverges.
         if report(epoch, model, batch_loss):
             return
-
-
-def lesson():
-    """Sections 1 to 6 all together, with the settings above, and nothing else:
-    python -c "import main; main.lesson()" prints the first gradient two ways,
-    then W, b and the loss at them after each epoch (epoch 0: the start), as
-    main.py's table does."""
-    x, y = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-    # tf.constant makes a tensor from a NumPy array, once here: a tf.function
-    # would convert a NumPy array again at every call.
-    x, y = tf.constant(x), tf.constant(y)
-    model = LinearModel(*INITIAL)
-    # Section 4's claim, seen once: the tape's gradient is the chain rule's.
-    with tf.GradientTape() as tape:
-        loss = mean_squared_error(y, model(x))
-    by_tape = tape.gradient(loss, [model.w, model.b])
-    error = y - model(x)
-    by_hand = [-2 * tf.reduce_mean(x * error), -2 * tf.reduce_mean(error)]
-    for way, (dw, db) in [("the tape", by_tape), ("the chain rule", by_hand)]:
-        print(f"dL/dW, dL/db by {way}: {float(dw):.4f}, {float(db):.4f}")
-
-    def report(epoch, model, batch_loss):  # a plain report(): one line an epoch
-        w, b, loss = float(model.w), float(model.b), mean_squared_error(y, model(x))
-        print(f"{epoch:3}  W={w:.5f}  b={b:.5f}  loss={float(loss):.5f}")
-
-    batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
-    train(model, x, y, LEARNING_RATE, EPOCHS, batch_size, make_step(), report)
-    return model
 
 
 # 7. The exact answer, and which learning rates work (NumPy, float64). -----------
@@ -276,6 +250,39 @@ class ReportEachEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):  # fit() counts epochs from 0
         self.report(epoch + 1, self.model, logs["loss"])
+
+
+# All together. ------------------------------------------------------------------
+def lesson(epochs=EPOCHS):
+    """Sections 1 to 8 with the settings at the top, and nothing else. It prints
+    the first gradient two ways; W, b and the loss at them after each epoch (epoch
+    0: the start), as main.py's table does; then least squares, and what Keras's
+    fit() learns from the same batches. Run it: python -c "import main;
+    main.lesson()"."""
+    data = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
+    # tf.constant makes a tensor from a NumPy array, once here: a tf.function
+    # would convert a NumPy array again at every call.
+    x, y = tf.constant(data[0]), tf.constant(data[1])
+    model = LinearModel(*INITIAL)
+    # Section 4's claim, seen once: the tape's gradient is the chain rule's.
+    with tf.GradientTape() as tape:
+        loss = mean_squared_error(y, model(x))
+    by_tape = tape.gradient(loss, [model.w, model.b])
+    error = y - model(x)
+    by_hand = [-2 * tf.reduce_mean(x * error), -2 * tf.reduce_mean(error)]
+    for way, (dw, db) in [("the tape", by_tape), ("the chain rule", by_hand)]:
+        print(f"dL/dW, dL/db by {way}: {float(dw):.4f}, {float(db):.4f}")
+
+    def report(epoch, model, batch_loss):  # a plain report(): one line an epoch
+        w, b, loss = float(model.w), float(model.b), mean_squared_error(y, model(x))
+        print(f"{epoch:3}  W={w:.5f}  b={b:.5f}  loss={float(loss):.5f}")
+
+    batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
+    train(model, x, y, LEARNING_RATE, epochs, batch_size, make_step(), report)
+    print("least squares:  W={:.5f}  b={:.5f}".format(*least_squares(*data)))
+    w, b = fit_with_keras(x, y, LEARNING_RATE, epochs, batch_size, INITIAL)
+    print(f"keras fit():    W={w:.5f}  b={b:.5f}")
+    return model
 
 
 # 9. Appendix, optional: how main.py judges a run. --------------------------------

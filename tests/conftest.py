@@ -1,5 +1,7 @@
 """Shared pieces for the tests: import main.py once, and train it once."""
 
+import contextlib
+import io
 import os
 import re
 import signal
@@ -95,6 +97,16 @@ def default_data():
 def default_run(default_data):
     """One training run with every default setting: (history, diverged)."""
     return train_fresh_model(*default_data, main.LEARNING_RATE, main.EPOCHS)
+
+
+@pytest.fixture(scope="session")
+def lesson_run():
+    """(lines printed, model returned) by main.lesson(epochs=10): its fit() at 100
+    epochs would add seconds to the suite."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        model = main.lesson(epochs=10)
+    return printed.getvalue().splitlines(), model
 
 
 def start_python(*argv, stderr=subprocess.PIPE):

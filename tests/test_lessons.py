@@ -333,25 +333,26 @@ def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_sta
         assert progress.diverged.epoch == diverged_at
 
 
-def test_lesson_prints_every_epoch_as_the_table_does_and_trains(
-    default_data, default_run, capsys
+def test_lesson_prints_what_sections_1_to_8_claim(
+    default_data, default_run, lesson_run
 ):
-    """lesson(), sections 1 to 6 all together, prints the first gradient by the tape
-    and by the chain rule, alike; then epochs 0 to EPOCHS with W, b and the loss at
-    them, the numbers of main.py's table; and trains the model to least squares."""
-    model = main.lesson()
-    by_tape, by_hand, *lines = capsys.readouterr().out.splitlines()
+    """lesson() prints the first gradient by the tape and by the chain rule, alike;
+    then W, b and the loss at them after each epoch, the numbers of main.py's
+    table; then least squares; then fit()'s W and b, the hand loop's."""
+    (by_tape, by_hand, *lines, exact, keras_line), model = lesson_run
     hand = hand_gradients(*default_data, *main.INITIAL)  # float64
     for printed in (by_tape, by_hand):
         numbers = [float(n) for n in printed.split(":")[1].split(",")]
         assert numbers == pytest.approx(hand, abs=1e-4)
-    assert [int(line.split()[0]) for line in lines] == list(range(main.EPOCHS + 1))
     history, _ = default_run
-    for row in history[:: main.EPOCHS // 10]:
+    for row, line in zip(history[:11], lines, strict=True):
         shown = f"{row.epoch:3}  W={row.w:.5f}  b={row.b:.5f}  loss={row.loss:.5f}"
-        assert lines[row.epoch] == shown
-    learned = (float(model.w), float(model.b))
-    np.testing.assert_allclose(learned, main.least_squares(*default_data), atol=1e-4)
+        assert line == shown
+    assert exact == "least squares:  W={:.5f}  b={:.5f}".format(
+        *main.least_squares(*default_data)
+    )
+    assert keras_line == f"keras fit():    W={history[10].w:.5f}  b={history[10].b:.5f}"
+    assert (float(model.w), float(model.b)) == (history[10].w, history[10].b)
 
 
 def test_batches_are_one_update_each_in_order(default_data, train_on):

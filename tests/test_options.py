@@ -521,7 +521,7 @@ def test_batch_size_header_and_a_batch_larger_than_the_data(capsys):
 def test_ctrl_c_stops_with_one_line_and_status_130(interrupted_run):
     """Ctrl-C during training: one line, exit status 130, no traceback."""
     status, _, err = interrupted_run
-    assert status == 130
+    assert status == 130, err
     messages = [line for line in err.splitlines() if "main.py" in line]
     assert "Traceback" not in err and messages == ["main.py: stopped by Ctrl-C."]
 
