@@ -133,8 +133,10 @@ def make_step(eager=False, jit_compile=False):
 # batch, the default), every step follows the exact gradient. Smaller batches take
 # more, cheaper steps, each following only its own batch's gradient. That is
 # mini-batch gradient descent, which Keras's fit() does by default (section 8).
+# train() takes x and y as tensors: tf.constant makes a tensor from a NumPy array
+# once, where a tf.function would convert a NumPy array again at every call.
 def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step() on x and y (tensors, sliced into batches).
+    """Run `epochs` epochs of step() on x and y, sliced into batches.
     report is a callback, a function train() calls: report(epoch, model,
     batch_loss) at the start (epoch 0) and after each epoch. lesson(), after
     section 8, passes the simplest one. Stop early if report() returns True."""
@@ -260,9 +262,7 @@ def lesson(epochs=EPOCHS):
     fit() learns from the same batches. Run it: python -c "import main;
     main.lesson()"."""
     data = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-    # tf.constant makes a tensor from a NumPy array, once here: a tf.function
-    # would convert a NumPy array again at every call.
-    x, y = tf.constant(data[0]), tf.constant(data[1])
+    x, y = tf.constant(data[0]), tf.constant(data[1])  # tensors, as train() wants
     model = LinearModel(*INITIAL)
     # Section 4's claim, seen once: the tape's gradient is the chain rule's.
     with tf.GradientTape() as tape:
@@ -398,7 +398,7 @@ TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the l
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
-BYTES_PER_EXAMPLE = 120  # peak memory per example, beyond TensorFlow's own (~100)
+BYTES_PER_EXAMPLE = 120  # peak bytes per example beyond TensorFlow's (measured ~100)
 OPTIONS = [  # the number options: name, default, lowest, highest, what it accepts
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
     ("learning-rate", LEARNING_RATE, math.ulp(0), 1e15, "a number > 0, up to 1e15"),
@@ -488,7 +488,7 @@ class Progress:
 
     def __call__(self, epoch, model, batch_loss):
         """Record epoch; True (stop) if its loss is not finite or over 10 times its
-        start, as a settled float32 loss only wobbles in its last digits."""
+        start: a converging loss does not grow, and float32 wobbles are far smaller."""
         w, b, loss = float(model.w), float(model.b), float(self.evaluate(model))
         state, now = Epoch(epoch, w, b, loss, batch_loss), time.perf_counter()
         if not math.isfinite(loss) or (self.kept and loss > 10 * self.kept[0].loss):

@@ -554,7 +554,7 @@ def test_ctrl_c_soon_after_start_prints_no_traceback(python_started):
     main.time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    assert process.returncode in (-signal.SIGINT, 130)
+    assert process.returncode in (-signal.SIGINT, 130), err
     assert "Traceback" not in err
 
 
