@@ -12,6 +12,7 @@ command line, the table and the figure. tests/ checks the facts stated here.
 import argparse
 import math
 import os
+import signal
 import sys
 import time
 from collections import namedtuple
@@ -19,6 +20,9 @@ from collections import namedtuple
 # TensorFlow's C++ logger reads this when TensorFlow is imported, so it is set
 # first: "2" hides its INFO and WARNING lines (a few get through).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Ctrl-C while TensorFlow loads (seconds) exits at once, quietly: some libraries
+# would turn the KeyboardInterrupt into an ImportError, with a traceback.
+usual_ctrl_c = signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
 try:
     import keras  # Keras 3, which comes with TensorFlow 2.16 and later
     import numpy as np
@@ -27,8 +31,7 @@ except ModuleNotFoundError as missing:  # one line, not a traceback
     fix = "activate the virtual environment, or pip install -r requirements.txt"
     print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
     sys.exit(2)
-except KeyboardInterrupt:  # Ctrl-C while TensorFlow loads (seconds): exit quietly
-    sys.exit(130)
+signal.signal(signal.SIGINT, usual_ctrl_c)  # from here, Ctrl-C: KeyboardInterrupt
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
 TRUE_W = 3.0  # slope that generates the data; training should come close
@@ -663,9 +666,6 @@ def main(argv=None):
         return run(args := parse_args(argv))
     except SystemExit as exit_:  # argparse exits this way on bad input and --help
         return exit_.code
-    except KeyboardInterrupt:
-        print("main.py: stopped by Ctrl-C.", file=sys.stderr)
-        return 130
     except (MemoryError, tf.errors.ResourceExhaustedError):
         examples = f"--num-examples: out of memory with {args.num_examples:,} examples"
         print(f"main.py: error: argument {examples}; try fewer", file=sys.stderr)
@@ -677,6 +677,14 @@ def main(argv=None):
         error = f"cannot write the output: {error.strerror}"
         print(f"main.py: error: {error}", file=sys.stderr)
         return 2
+    except BaseException as error:  # Ctrl-C, or an error a library made of one
+        cause = error  # (an import it ran just then can fail with ImportError)
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        print("main.py: stopped by Ctrl-C.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -526,6 +526,32 @@ def test_ctrl_c_stops_with_one_line_and_status_130(interrupted_run):
     assert "Traceback" not in err and messages == ["main.py: stopped by Ctrl-C."]
 
 
+def test_ctrl_c_that_a_library_turned_into_an_import_error_is_still_ctrl_c(
+    capsys, monkeypatch
+):
+    """An import that Ctrl-C interrupts can fail with an ImportError whose cause
+    is the KeyboardInterrupt (pybind11 modules do this): one line, status 130. Any
+    other error is not mistaken for Ctrl-C."""
+
+    def lazy_import_interrupted(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ctrl_c:
+            raise ImportError("initialization failed") from ctrl_c
+
+    monkeypatch.setattr(main, "run", lazy_import_interrupted)
+    status, _, err = run_main(capsys)
+    assert status == 130 and err == "main.py: stopped by Ctrl-C.\n"
+    monkeypatch.setattr(main, "run", lambda args: {}["a bug"])
+    with pytest.raises(KeyError):
+        main.main([])
+
+
+def test_importing_main_leaves_ctrl_c_as_it_was():
+    """main.py exits at once on Ctrl-C only while its imports run."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_ctrl_c_during_fit_keeps_the_hand_loops_summary(capsys, monkeypatch):
     """The hand loop's summary is out before fit() starts; Ctrl-C in fit() then
     ends the run with one line and status 130."""
