@@ -31,7 +31,8 @@ except ModuleNotFoundError as missing:  # one line, not a traceback
     fix = "activate the virtual environment, or pip install -r requirements.txt"
     print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
     sys.exit(2)
-signal.signal(signal.SIGINT, usual_ctrl_c)  # from here, Ctrl-C: KeyboardInterrupt
+finally:
+    signal.signal(signal.SIGINT, usual_ctrl_c)  # from here, Ctrl-C: KeyboardInterrupt
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
 TRUE_W = 3.0  # slope that generates the data; training should come close

@@ -396,6 +396,7 @@ def test_missing_package_is_one_line_with_the_install_command(capsys, monkeypatc
     assert exit_.value.code == 2
     assert err.count("\n") == 1 and "keras" in err
     assert "pip install -r requirements.txt" in err
+    assert main.signal.getsignal(main.signal.SIGINT) is main.signal.default_int_handler
 
 
 def test_too_large_learning_rate_exits_1_saying_it_diverged(capsys):
