@@ -163,7 +163,7 @@ def train(model, x, y, learning_rate, epochs, batch_size, step, report):
             return
 
 
-# 7. The exact answer, and which learning rates work (NumPy, float64). -----------
+# 7. The exact answer (NumPy, float64), and which learning rates work. -----------
 # Training is checked against the exact answer, and the learning rate against the
 # rates that can work, both computed with NumPy in float64 (about 16 digits).
 def least_squares(x, y):
