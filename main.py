@@ -402,7 +402,7 @@ TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the l
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
-BYTES_PER_EXAMPLE = 120  # peak bytes per example beyond TensorFlow's (measured ~100)
+BYTES_PER_EXAMPLE = 120  # peak bytes per example beyond TensorFlow's (measured: 66)
 OPTIONS = [  # the number options: name, default, lowest, highest, what it accepts
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
     ("learning-rate", LEARNING_RATE, math.ulp(0), 1e15, "a number > 0, up to 1e15"),
