@@ -1,48 +1,37 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-Sections 1 to 8 are the lesson: read them in order. Section 9, optional, is how the
-script judges a run. After the banner (a line of ===) comes the machinery: the
-command line, the table and the figure. tests/ checks the facts stated here.
+Read sections 1 to 9 in order: section 9, run(), puts 1 to 8 together, and it is
+what `python main.py` runs. After the banner (a line of ===) comes machinery you
+may skip: the command line, the table, the verdict's wording and the figure.
 
-    python main.py              # train with the settings below; --help for options
-    python main.py --keras      # then the same training through Keras's fit()
-    python -c "import main; main.lesson()"  # sections 1 to 8 alone, no checks
+    python main.py            # train with the settings below; --help for options
+    python main.py --keras    # then the same training through Keras's fit()
 """
 
 import argparse
 import math
 import os
-import signal
 import sys
+import textwrap
 import time
 from collections import namedtuple
 
-# TensorFlow's C++ logger reads this when TensorFlow is imported, so it is set
-# first: "2" hides its INFO and WARNING lines (a few get through).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Ctrl-C while TensorFlow loads (seconds) exits at once, quietly: some libraries
-# would turn the KeyboardInterrupt into an ImportError, with a traceback.
-usual_ctrl_c = signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
-try:
-    import keras  # Keras 3, which comes with TensorFlow 2.16 and later
-    import numpy as np
-    import tensorflow as tf
-except ModuleNotFoundError as missing:  # one line, not a traceback
-    fix = "activate the virtual environment, or pip install -r requirements.txt"
-    print(f"main.py: error: no module named {missing.name!r}: {fix}", file=sys.stderr)
-    sys.exit(2)
-finally:
-    signal.signal(signal.SIGINT, usual_ctrl_c)  # from here, Ctrl-C: KeyboardInterrupt
+# TensorFlow reads both settings when it loads, so they come before its import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide INFO and WARNING lines
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # reuse freed memory
+import keras  # Keras 3, which comes with TensorFlow 2.16 and later
+import numpy as np
+import tensorflow as tf
 
 # Settings to change. NUM_EXAMPLES to SEED are also options: python main.py --help
 TRUE_W = 3.0  # slope that generates the data; training should come close
 TRUE_B = 2.0  # intercept that generates the data
 NUM_EXAMPLES = 1000  # number of (x, y) pairs
 NOISE_STD = 1.0  # standard deviation of the noise added to each y
-LEARNING_RATE = 0.1  # how big a step each update of W and b takes (section 4)
+LEARNING_RATE = 0.1  # each update subtracts this times the gradient (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (section 6)
-SEED = 42  # seeds the random data: same settings, same data (on one NumPy build)
+SEED = 42  # same seed, same data: on one NumPy build and machine, NumPy promises
 INITIAL = (5.0, 0.0)  # where W and b start: far from 3 and 2, so you see them move
 
 
@@ -70,8 +59,7 @@ class LinearModel(tf.Module):
         # tf.Variable holds a value that can change, as training needs for w and b.
         # Variables are trainable unless made with trainable=False, and gradient
         # tapes (section 4) watch the trainable ones. tf.Module, TensorFlow's base
-        # class for models, lists the trainable Variables stored on it in
-        # model.trainable_variables.
+        # class for models, lists them in model.trainable_variables.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -133,68 +121,182 @@ def make_step(eager=False, jit_compile=False):
 
 # 6. The loop: epochs of batches. -------------------------------------------------
 # An epoch is one pass over the data. The data is cut into batches of batch_size
-# examples, and each batch gets one step. With one batch of all the data (full
-# batch, the default), every step follows the exact gradient. Smaller batches take
-# more, cheaper steps, each following only its own batch's gradient. That is
-# mini-batch gradient descent, which Keras's fit() does by default (section 8).
-# train() takes x and y as tensors: tf.constant makes a tensor from a NumPy array
-# once, where a tf.function would convert a NumPy array again at every call.
-def train(model, x, y, learning_rate, epochs, batch_size, step, report):
-    """Run `epochs` epochs of step() on x and y, sliced into batches.
-    report is a callback, a function train() calls: report(epoch, model,
-    batch_loss) at the start (epoch 0) and after each epoch. lesson(), after
-    section 8, passes the simplest one. Stop early if report() returns True."""
-    starts = range(0, len(x), batch_size)  # the last batch may be smaller
-    batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
-    sizes = [len(batch_x) for batch_x, _ in batches]
-    report(0, model, None)  # where training starts
+# examples, in order, and each batch gets one step. With one batch of all the data
+# ("full batch", the default), every step follows the exact gradient. Smaller
+# batches take more, cheaper steps, each following only its own batch's gradient.
+# That is mini-batch gradient descent, which Keras's fit() does by default.
+def batches_of(x, y, batch_size):
+    """x and y cut, in order, into (x, y) batches of batch_size (the last may be
+    smaller)."""
+    # Slicing a NumPy array is instant, but a tf.function converts a NumPy array to
+    # a tensor at every call: so one batch of all the data is converted once, here.
+    if batch_size >= len(x):
+        return [(tf.constant(x), tf.constant(y))]
+    starts = range(0, len(x), batch_size)
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in starts]
+
+
+def train(model, batches, learning_rate, epochs, step, report):
+    """Run `epochs` epochs of step() over the batches. report is a callback, a
+    function train() calls: report(epoch, batch, model, loss) at the start (epoch
+    0, batch 0) and after each step. If it returns True, training stops."""
+    report(0, 0, model, None)
     for epoch in range(1, epochs + 1):
-        losses = []
-        for batch_x, batch_y in batches:
+        for batch, (batch_x, batch_y) in enumerate(batches, start=1):
             loss = step(model, batch_x, batch_y, learning_rate)
-            losses.append(float(loss))  # from a one-number tensor to a Python float
-        # The epoch's batch losses (each from before its step), averaged with each
-        # batch weighted by its size. Keras's fit() reports the same for an epoch.
-        batch_loss = float(np.average(losses, weights=sizes))
-        # A report() may return True to stop training. main.py's own does once the
-        # loss has blown up: too large a learning rate overshoots more at every
-        # step (section 7), and training diverges.
-        if report(epoch, model, batch_loss):
-            return
+            if report(epoch, batch, model, loss):  # main.py's prints the table
+                return
 
 
-# 7. The exact answer (NumPy, float64), and which learning rates work. -----------
-# Training is checked against the exact answer, and the learning rate against the
-# rates that can work, both computed with NumPy in float64 (about 16 digits).
-def least_squares(x, y):
-    """Return (W, b) minimizing mean((y - (x*W + b))**2), exactly, in float64."""
-    # The loss is lowest where both of its derivatives are zero: dL/db = 0 gives
-    # b = mean(y) - W*mean(x), and then dL/dW = 0 gives W = sum(xc*yc) / sum(xc*xc),
-    # with xc = x - mean(x) and yc = y - mean(y). Gradient descent stops where the
-    # gradient is zero too, so full-batch training, at a learning rate that
-    # converges (below), ends here: at the best line for this sample, near W=3,
-    # b=2 but not on it.
+# 7. Where training ends, and which learning rates work (NumPy, float64). ---------
+# Expand the square: the loss is W*W*mean(x*x) + 2*W*b*mean(x) + b*b
+# - 2*W*mean(x*y) - 2*b*mean(y) + mean(y*y). So five means of the data give it at
+# any W and b, with no pass over the data. NumPy computes them once, in float64
+# (about 16 digits), for each batch; the whole data's are their mean by batch size.
+def batch_means(x, y, batch_size):
+    """Each batch's five means (a column per batch), and the batch sizes."""
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    xc, yc = x64 - x64.mean(), y64 - y64.mean()
-    w = float(np.dot(xc, yc) / np.dot(xc, xc))
-    return w, float(y64.mean() - w * x64.mean())
+    starts = np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    products = [x64, x64 * x64, x64 * y64, y64, y64 * y64]
+    # np.add.reduceat sums each product from each batch's start to the next.
+    return np.array([np.add.reduceat(p, starts) for p in products]) / sizes, sizes
 
 
-# Which learning rates work. The loss is quadratic in W and b: a bowl whose bottom
-# (W*, b*) is least squares. Call d = (W - W*, b - b*) the vector from the bottom
-# to (W, b). The gradient of a quadratic is linear in W and b, and it is zero at
-# the bottom, so dL/dW = 2*mean(x*x)*(W - W*) + 2*mean(x)*(b - b*) and
-# dL/db = 2*mean(x)*(W - W*) + 2*(b - b*). With x drawn from N(0, 1), mean(x*x)
-# is about 1 and mean(x) about 0, so the gradient is about 2*d. A step subtracts
-# learning_rate * gradient, so it turns d into about (1 - 2*learning_rate) * d.
-# Rates below about 0.5 shrink d without overshooting. At about 0.5 the factor is
-# about 0: d shrinks most (for the default data, by over 95% a step at 0.5). From
-# about 0.5 to 1, d overshoots the bottom (the factor is negative) but still
-# shrinks. Above about 1, d grows along at least one direction at every step, and
-# training diverges.
-# Section 9 (optional) computes the exact rates that main.py prints before
-# training: the limit ("stable below", rounded down) and "balanced", the rate
-# with the best worst case.
+def loss_at(means, w, b):
+    """mean((y - (x*w + b))**2) from the data's five means."""
+    mean_x, mean_xx, mean_xy, mean_y, mean_yy = means
+    with_w = w * w * mean_xx + 2 * w * b * mean_x - 2 * w * mean_xy
+    return with_w + b * b - 2 * b * mean_y + mean_yy
+
+
+# Section 4's derivatives are linear in W and b: the gradient at theta = (W, b) is
+# H @ theta - c, with H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] (the loss's second
+# derivatives, its Hessian) and c = 2*[mean(x*y), mean(y)].
+def gradient_terms(means):
+    """(H, c); for means with a column per batch, an H and a c per batch."""
+    mean_x, mean_xx, mean_xy, mean_y, _ = means
+    rows = [np.stack([mean_xx, mean_x], -1), np.stack([mean_x, mean_x**0], -1)]
+    return 2 * np.stack(rows, -2), 2 * np.stack([mean_xy, mean_y], -1)
+
+
+def least_squares(means):
+    """The (W, b) of lowest loss, where the gradient H @ theta - c is 0."""
+    # Gradient descent stops where the gradient is 0 too, so full-batch training at
+    # a rate that converges (below) ends here: at the best line for this sample,
+    # near W=3, b=2 but not on it.
+    return np.linalg.solve(*gradient_terms(means))
+
+
+# Which learning rates work. Call d = theta - theta* the vector from least squares
+# theta* to theta = (W, b). The gradient is H @ d, so a full-batch step turns d into
+# (I - rate*H) @ d, I being the identity matrix. H has two eigenvectors, directions
+# that H only scales, by its eigenvalues lam_min <= lam_max. Along each, a step
+# multiplies d by 1 - rate*lam. Both factors are below 1 in size, so d shrinks,
+# only if rate < 2/lam_max: main.py prints this limit as "stable below". Above it,
+# d grows along lam_max's eigenvector at every step: training diverges. The larger
+# of the two sizes, the factor by which d shrinks at least, is smallest at rate =
+# 2/(lam_min + lam_max), printed "balanced": no other rate guarantees as much
+# shrink per step. With x from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
+# so H is about 2*I: the limit is about 1 and the balanced rate about 0.5.
+def stable_and_balanced(hessians):
+    """(stable below, balanced) for one H a batch. With several batches: the
+    smallest limit of any batch, and no balanced rate (None)."""
+    lam = np.linalg.eigvalsh(hessians)  # each H's eigenvalues, smallest first
+    balanced = float(2 / (lam[0, 0] + lam[0, 1])) if len(lam) == 1 else None
+    return float(np.min(2 / lam[:, 1])), balanced
+
+
+# With batches, each step has its own batch's H and c, and an epoch of steps turns
+# theta into A @ theta + a for some 2x2 A and a. If A's eigenvalues are below 1 in
+# size, W and b settle into a cycle: every epoch ends at the point the map leaves
+# in place, where (I - A) @ theta = a. That point is not least squares. As the rate
+# goes to 0, it tends to the minimizer of the sum of the batch losses: least squares
+# only if the batches have the same size, since a smaller batch's examples weigh
+# more in its mean.
+def epoch_map(hessians, pulls, rate):
+    """(A, a): one epoch of steps, in order, turns theta into A @ theta + a."""
+    # A step turns theta into theta - rate*(H @ theta - c) = M @ theta + rate*c,
+    # with M = I - rate*H. Each round composes pairs of steps, halving their number.
+    maps, shifts = np.eye(2) - rate * hessians, rate * pulls
+    while len(maps) > 1:
+        if len(maps) % 2:  # pair the odd one out with a step that changes nothing
+            maps = np.concatenate([maps, np.eye(2)[None]])
+            shifts = np.concatenate([shifts, np.zeros((1, 2))])
+        shifts = np.einsum("kij,kj->ki", maps[1::2], shifts[0::2]) + shifts[1::2]
+        maps = maps[1::2] @ maps[0::2]
+    return maps[0], shifts[0]
+
+
+# Section 7's numbers for a run: the data's five means, and each batch's; the batch
+# sizes; least squares; the two rates; the factor by which an epoch multiplies d in
+# the long run; where the cycle closes, and where it tends as the rate goes to 0.
+Facts = namedtuple(
+    "Facts", "means by_batch sizes fitted stable balanced factor cycle limit"
+)
+
+
+def learning_rate_facts(x, y, batch_size, rate):
+    """Facts for this data, batch size and learning rate."""
+    by_batch, sizes = batch_means(x, y, batch_size)
+    means = by_batch @ sizes / len(x)
+    hessians, pulls = gradient_terms(by_batch)
+    stable, balanced = stable_and_balanced(hessians)
+    growth, shift = epoch_map(hessians, pulls, rate)
+    factor = float(max(abs(np.linalg.eigvals(growth))))
+    cycle = np.linalg.solve(np.eye(2) - growth, shift) if factor < 1 else None
+    limit = np.linalg.solve(hessians.sum(0), pulls.sum(0))
+    fitted = least_squares(means)
+    return Facts(means, by_batch, sizes, fitted, stable, balanced, factor, cycle, limit)
+
+
+# How a run ended. float32 numbers near v are about eps*|v| apart (eps, about
+# 1.2e-7, is the gap after 1), and training stops a few such gaps from the exact
+# answer: so it counts as converged within 32 gaps of least squares, or 1e-4 if that
+# is more. An update of less than half the gap rounds away, and TensorFlow flushes
+# one below float32's smallest normal number (`tiny`) to 0.
+def how_it_ended(facts, end, rate):
+    """A dict: the run's `outcome`, and the numbers the verdict quotes for it.
+    end: (epoch, W, b) where the run stopped."""
+    epoch, w, b = end
+    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny
+    tolerance = float(f"{max(1e-4, 32 * eps * max(abs(facts.fitted))):.2g}")
+    gap = distance((w, b), facts.fitted)
+    told = {"gap": gap, "tolerance": tolerance, "factor": facts.factor}
+    if rate >= facts.stable and facts.factor >= 1:
+        return told | {"outcome": "grows"}  # d grows along one direction
+    if gap <= tolerance:
+        exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
+        return told | {"outcome": "exact" if exact else "converged"}
+    hessians, pulls = gradient_terms(facts.by_batch)
+    updates = np.abs(np.float32(rate) * (hessians @ (w, b) - pulls))  # every batch's
+    half_gaps = np.maximum(np.spacing(np.float32([w, b])) / 2, tiny)
+    stuck = [name for name, lost in zip("Wb", (updates < half_gaps).all(0)) if lost]
+    if stuck:
+        return told | {"outcome": "stuck", "stuck": " and ".join(stuck)}
+    if facts.balanced is None:  # batches: where the cycle closes, now and as rate -> 0
+        settled = distance((w, b), facts.cycle) <= tolerance
+        told |= {"cycle": distance(facts.cycle, facts.fitted)}
+        told |= {"limit": distance(facts.limit, facts.fitted)}
+        return told | {"outcome": "settled" if settled else "heading"}
+    # Near least squares, an epoch shrinks the distance d left by (1 - factor)*d in
+    # the slowest direction. Below the balanced rate, once that is less than half a
+    # float32 gap, it rounds away: W and b stop about `floor` from least squares.
+    # Above it, d swings across least squares, and rounding can lock W and b into
+    # a two-step swing anywhere up to `floor` from it.
+    spacing = max(np.spacing(np.float32(np.abs(facts.fitted))))
+    floor = spacing / (2 * max(1 - facts.factor, 1e-300))
+    if floor >= tolerance:
+        swings = rate > facts.balanced
+        return told | {"outcome": "swing" if swings else "floor", "floor": floor}
+    # Each epoch multiplies the distance by at most the factor; rounding adds floor.
+    more = math.log((tolerance - floor) / gap) / math.log(facts.factor)
+    return told | {"outcome": "slow", "epochs": epoch + math.ceil(more)}
+
+
+def distance(point, other):
+    """The straight-line distance between two (W, b) points."""
+    return math.hypot(point[0] - other[0], point[1] - other[1])
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -244,165 +346,61 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
 
 
 class ReportEachEpoch(keras.callbacks.Callback):
-    """fit() calls its callbacks' methods at set points. This one calls report() as
-    train() does, with the loss fit() passes on_epoch_end in `logs`."""
+    """fit() calls its callbacks' methods at set points. This one passes the table
+    (Progress, below) each epoch's end, with the loss fit() reports for it."""
 
-    def __init__(self, report):
+    def __init__(self, progress):
         super().__init__()
-        self.report = report
+        self.progress = progress
 
     def on_train_begin(self, logs=None):  # self.model: the model fit() trains
-        self.report(0, self.model, None)  # where training starts
+        self.progress.epoch_done(0, self.model, None)  # where training starts
 
     def on_epoch_end(self, epoch, logs=None):  # fit() counts epochs from 0
-        self.report(epoch + 1, self.model, logs["loss"])
+        self.progress.epoch_done(epoch + 1, self.model, logs["loss"])
 
 
-# All together. ------------------------------------------------------------------
-def lesson(epochs=EPOCHS):
-    """Sections 1 to 8 with the settings at the top, and nothing else. It prints
-    the first gradient two ways; W, b and the loss at them after each epoch (epoch
-    0: the start), as main.py's table does; then least squares, and what Keras's
-    fit() learns from the same batches. Run it: python -c "import main;
-    main.lesson()"."""
-    data = make_data(NUM_EXAMPLES, TRUE_W, TRUE_B, NOISE_STD, SEED)
-    x, y = tf.constant(data[0]), tf.constant(data[1])  # tensors, as train() wants
-    model = LinearModel(*INITIAL)
-    # Section 4's claim, seen once: the tape's gradient is the chain rule's.
-    with tf.GradientTape() as tape:
-        loss = mean_squared_error(y, model(x))
-    by_tape = tape.gradient(loss, [model.w, model.b])
-    error = y - model(x)
-    by_hand = [-2 * tf.reduce_mean(x * error), -2 * tf.reduce_mean(error)]
-    for way, (dw, db) in [("the tape", by_tape), ("the chain rule", by_hand)]:
-        print(f"dL/dW, dL/db by {way}: {float(dw):.4f}, {float(db):.4f}")
-
-    def report(epoch, model, batch_loss):  # a plain report(): one line an epoch
-        w, b, loss = float(model.w), float(model.b), mean_squared_error(y, model(x))
-        print(f"{epoch:3}  W={w:.5f}  b={b:.5f}  loss={float(loss):.5f}")
-
-    batch_size = BATCH_SIZE or NUM_EXAMPLES  # None: one batch of all the data
-    train(model, x, y, LEARNING_RATE, epochs, batch_size, make_step(), report)
-    print("least squares:  W={:.5f}  b={:.5f}".format(*least_squares(*data)))
-    w, b = fit_with_keras(x, y, LEARNING_RATE, epochs, batch_size, INITIAL)
-    print(f"keras fit():    W={w:.5f}  b={b:.5f}")
-    return model
-
-
-# 9. Appendix, optional: how main.py judges a run. --------------------------------
-# The exact learning-rate limits in the header (linear algebra), the summary's
-# losses, and the verdict: converged or not, and why, from the table's rows.
-Epoch = namedtuple("Epoch", ["epoch", "w", "b", "loss", "batch_loss"])  # a table row
-
-
-def stable_and_balanced_rates(x, batch_size):
-    """Return (every step is stable below this rate, the balanced rate or None)."""
-    # Exactly, section 7's gradient is H d, with H =
-    # 2*[[mean(x*x), mean(x)], [mean(x), 1]], the loss's second derivatives (its
-    # Hessian): a step turns d into (I - rate*H) d, I the identity matrix. Along
-    # each of H's two eigenvectors (directions H only scales, by its eigenvalue
-    # lam) a step multiplies d by (1 - rate*lam). Both shrink only below
-    # 2/lam_max, the stability limit (just below it, d flips sign each step and
-    # shrinks slowly). The larger of the two factors' sizes is smallest at the
-    # balanced rate 2/(lam_min + lam_max)
-    # (optimization texts: the optimal fixed step), where they are equal: at any
-    # other rate, one direction shrinks more slowly.
-    # With batches, each batch has its own H: this returns the smallest limit of
-    # any batch, and no balanced rate.
-    x64 = x.astype(np.float64)
-    starts = np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))  # each batch's length
-    # Each batch's mean(x) and mean(x*x): np.add.reduceat sums from each start.
-    mean_x = np.add.reduceat(x64, starts) / sizes
-    mean_x2 = np.add.reduceat(x64 * x64, starts) / sizes
-    spread = np.sqrt((mean_x2 - 1) ** 2 + 4 * mean_x**2)  # eigenvalues of H, closed
-    lam_min, lam_max = mean_x2 + 1 - spread, mean_x2 + 1 + spread  # form for 2x2
-    balanced = float(2 / (lam_min[0] + lam_max[0])) if len(starts) == 1 else None
-    return float(np.min(2 / lam_max)), balanced
-
-
-def summary(x, y, rows):
-    """A line per (label, W, b), each with its loss computed alike, in float64."""
-    x64, y64, lines = x.astype(np.float64), y.astype(np.float64), [""]
-    for label, w, b in rows:
-        loss = np.mean(np.square(y64 - (x64 * w + b)))
-        lines.append(f"{label:<15}W={w:.5f}  b={b:.5f}  loss={loss:.5f}")
-    return "\n".join(lines)
-
-
-def verdict(x, y, fitted, last_two, learning_rate, batches, balanced):
-    """Converged or not, why, and what to try next, from the table rows (Epoch)
-    of the last two epochs."""
-    (_, w0, b0, *_), (_, w, b, *_) = last_two
-    # How close counts as converged: float32 numbers near v are about eps*|v| apart
-    # (eps, about 1.2e-7, is the gap after 1), and training stops a few such gaps
-    # from the exact answer (measured: up to 6). So allow 32 gaps, or 1e-4 if that
-    # is more. The tolerance compared is the one printed.
-    eps = float(np.finfo(np.float32).eps)
-    tolerance = float(f"{max(1e-4, 32 * eps * max(map(abs, fitted))):.2g}")
-    gap = max(abs(w - fitted[0]), abs(b - fitted[1]))
-    head = f"learned W and b are {gap:.1e} from least squares (tolerance {tolerance:g})"
-    if gap <= tolerance:
-        why = """Least squares is the best line for this sample. It differs from the
-true line because a finite sample's noise does not cancel out exactly."""
-        if max(abs(fitted[0] - TRUE_W), abs(fitted[1] - TRUE_B)) <= tolerance:
-            why = "Least squares is the true line here: no noise, or too little to move it."
-        return f"Converged: {head}.\n{why}"
-    head = f"Not converged: {head}.\n"
-    # Why not? Two checks use the gradient over all the data at the learned w, b.
-    error = y.astype(np.float64) - (x.astype(np.float64) * w + b)
-    gradient = np.abs([2 * np.mean(x * error), 2 * np.mean(error)])
-    # An update smaller than half the gap to the next float32 number rounds away.
-    gaps = np.spacing(np.float32([w, b]))
-    stuck = [k for k, g, s in zip("Wb", gradient, gaps) if learning_rate * g < s / 2]
-    if stuck:
-        return f"""{head}{" and ".join(stuck)} cannot change: each update is less than half the gap between
-float32 numbers there, so it rounds away. Use a larger --learning-rate."""
-    # With batches, W and b can settle into a cycle: they end each epoch about
-    # where they started it, though the gradient over all the data is not 0.
-    moved = max(abs(w - w0), abs(b - b0))
-    if batches > 1 and moved < learning_rate * batches * max(gradient) / 2:
-        return f"""{head}Each update follows one batch's gradient, not all the data's. At a fixed learning
-rate, W and b settle into a cycle that repeats each epoch, near least squares but
-not on it. More --epochs change nothing; a smaller --learning-rate lands closer."""
-    rate = f" (balanced {balanced:.5f})" if balanced else ""
-    return f"{head}Try more --epochs, or another --learning-rate{rate}."
-
-
-def why_no_convergence(last, start_loss, rate, stable, balanced):
-    """Why a run cannot converge: it diverged, or its full-batch rate is too large.
-    last: the table row (Epoch) it stopped at."""
-    if not math.isfinite(last.loss):
-        what = f"diverged at epoch {last.epoch}: the loss overflowed float32"
-    elif last.loss > 10 * start_loss:
-        what = f"diverged at epoch {last.epoch}: the loss grew from {start_loss:.5g}"
-        what += f" to {last.loss:.5g}, over 10 times its start"
-    else:  # not yet diverged: a full batch at or above the limit
-        what = f"has not diverged within {counted(last.epoch, 'epoch')}, but cannot"
-        what += " converge: along one direction each step overshoots a little more"
-        what += " than the last"
-    lines, limit = [f"Training {what}."], rounded_down(stable)
-    if rate >= stable:
-        of_any = "." if balanced else ", the smallest of any batch."
-        above = f"The learning rate {rate:g} is not below the stability limit {limit}"
-        lines.append(above + of_any)
-    use = (
-        f"balanced {balanced:.5f}"
-        if balanced
-        else f"every step is stable below {limit}"
+# 9. All together: what `python main.py` runs. ------------------------------------
+def run(args):
+    """Sections 1 to 8 in order, with the table, the verdict and the figure from
+    the machinery below; return the exit status."""
+    x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
+    model = LinearModel(*INITIAL)  # TensorFlow's start-up lines print here
+    step = make_step(args.eager, args.jit_compile)
+    batch_size = min(args.batch_size or len(x), len(x))
+    batches = batches_of(x, y, batch_size)
+    rate = args.learning_rate
+    facts = learning_rate_facts(x, y, batch_size, rate)
+    print_header(args, facts)
+    table = Progress(args.epochs, facts, "batch mean" if args.keras else None)
+    train(model, batches, rate, args.epochs, step, report=table)
+    ended = how_it_ended(facts, table.last[:3], rate)
+    diverges = table.diverged is not None or ended["outcome"] == "grows"
+    if diverges:
+        print(cannot_converge(table, ended, rate, facts), file=sys.stderr)
+    else:
+        learned = ("learned", table.last.w, table.last.b)
+        print(summary(facts, [learned, ("least-squares", *facts.fitted)]))
+        print(verdict(ended, rate, facts))
+        print(table.timing(tracing=not args.eager))
+    if args.keras and diverges:
+        print("keras fit() was not run: it would take the same steps.", file=sys.stderr)
+    elif args.keras:
+        fit_and_compare(args, x, y, batch_size, facts, table.last)
+    figure_failed = args.plot is not None and not save_figure(
+        args.plot, x, y, table, facts
     )
-    lines.append(f"Use a smaller --learning-rate ({use}).")
-    return "\n".join(lines)
+    return 2 if figure_failed else int(diverges)
 
 
 # ==================================================================================
-# The rest is machinery you may skip: the command line, the report and the figure.
+# The rest is machinery you may skip: the command line, the table, the verdict's
+# wording and the figure.
 # ==================================================================================
 TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the last
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
 PLOT_POINTS = 2000  # most points drawn per curve by --plot; more only blurs
 PATH_STEPS = 200  # updates drawn as a path on the loss contours by --plot
-BYTES_PER_EXAMPLE = 120  # peak bytes per example beyond TensorFlow's (measured: 66)
 OPTIONS = [  # the number options: name, default, lowest, highest, what it accepts
     ("epochs", EPOCHS, 1, 1e15, "an integer from 1 to 1e15"),
     ("learning-rate", LEARNING_RATE, math.ulp(0), 1e15, "a number > 0, up to 1e15"),
@@ -411,6 +409,7 @@ OPTIONS = [  # the number options: name, default, lowest, highest, what it accep
     ("noise", NOISE_STD, 0, 1e9, "a number from 0 to 1e9"),
     ("seed", SEED, 0, 1e15, "an integer from 0 to 1e15"),
 ]
+Row = namedtuple("Row", "epoch w b loss batch_loss")  # a row of the table
 
 
 def option_type(lowest, highest, accepts):
@@ -423,7 +422,7 @@ def option_type(lowest, highest, accepts):
             value = math.nan  # fails the test below
         integer = accepts.startswith("an integer")
         if not lowest <= value <= highest or (integer and not value.is_integer()):
-            raise argparse.ArgumentTypeError(f"expected {accepts}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {accepts}, got {text!r}")
         return int(value) if integer else value
 
     return convert
@@ -434,105 +433,258 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="main.py")
     for name, default, *limits in OPTIONS:
         shown = "all examples" if default is None else default
-        kind, help_ = option_type(*limits), f"{limits[-1]} (default: {shown})"
-        parser.add_argument(f"--{name}", type=kind, default=default, help=help_)
+        kind = option_type(*limits)
+        usage = f"{limits[-1]} (default: {shown})"
+        parser.add_argument(f"--{name}", type=kind, default=default, help=usage)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
     parser.add_argument("--keras", action="store_true", help="then train with fit()")
     parser.add_argument("--plot", metavar="PATH", help="save a PNG (needs matplotlib)")
-    args, meminfo = parser.parse_args(argv), "/proc/meminfo"  # Linux's memory facts
-    with open(meminfo if os.path.exists(meminfo) else os.devnull) as lines:
-        free = [int(line.split()[1]) * 1024 for line in lines if "MemAvailable" in line]
-    if free and (need := args.num_examples * BYTES_PER_EXAMPLE) > free[0]:
-        need = f"{args.num_examples:,} examples need about {need / 1e9:.3g} GB"
-        available = f"{free[0] / 1e9:.3g} GB is available"
-        parser.error(f"argument --num-examples: {need} of memory; {available}")
-    if args.plot is not None and (problem := plot_problem(args.plot)):
-        parser.error(f"argument --plot: {problem}")
+    args = parser.parse_args(argv)
+    if args.plot is not None and not args.plot.lower().endswith(".png"):
+        parser.error(f"argument --plot: expected a .png file name, got {args.plot!r}")
+    try:
+        if args.plot is not None:
+            import matplotlib  # noqa: F401  (optional: only --plot needs it)
+    except ImportError:
+        parser.error("argument --plot: needs matplotlib: pip install matplotlib")
     return args
 
 
-def plot_problem(path):
-    """Why the figure cannot be saved at `path`, or None; changes no file of yours."""
-    if not path.lower().endswith(".png"):
-        return f"expected a .png file name, got {path!r}"
-    try:
-        if not os.path.lexists(path):  # create a file only where none is, then
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
-            os.remove(path)  # remove it again
-        elif not os.path.isfile(path):  # a FIFO, a folder, a device, a broken link
-            return f"cannot write {path!r}: not a regular file"
-        else:
-            open(path, "ab").close()  # appends nothing; fails without permission
-        import matplotlib  # noqa: F401  (optional: only --plot needs it)
-    except OSError as error:
-        return f"cannot write {path!r}: {error.strerror}"
-    except ImportError:
-        return "needs matplotlib: pip install matplotlib"
-    return None
-
-
 class Progress:
-    """report() for train() and fit(): makes each Epoch, stops a diverged run,
-    prints the table, and keeps what the summary and figure need, memory bounded."""
+    """train()'s report, and fit()'s through ReportEachEpoch: prints the table, and
+    keeps what the verdict and the figure need, in memory flat in --epochs."""
 
-    def __init__(self, epochs, evaluate, batch_loss_title=None):
-        self.epochs, self.evaluate, self.title = epochs, evaluate, batch_loss_title
-        self.row_every = math.ceil(epochs / TABLE_ROWS)
-        self.keep_every = math.ceil(epochs / PLOT_POINTS)
-        self.kept = []  # every keep_every-th Epoch, for the summary and the figure
-        self.last_two = []  # the last two Epochs, for the verdict
-        self.path = [INITIAL]  # W and b after each update, for the figure
-        self.diverged = None  # the Epoch whose loss blew up, if any
-        self.printed = self.started = time.perf_counter()
-        self.epoch_1_done = self.last_done = self.started  # times, for timing()
+    def __init__(self, epochs, facts, batch_loss_title=None):
+        self.epochs = epochs
+        self.facts = facts
+        self.title = batch_loss_title  # heads a column of each epoch's batch loss
+        self.kept = []  # every ceil(epochs / PLOT_POINTS)-th Row, for the figure
+        self.path = []  # W and b at the start and after each of the first steps
+        self.last = None  # the last Row
+        self.diverged = None  # the Row whose loss blew up, if any
+        self.loss_sum = 0.0  # this epoch's batch losses so far, times batch sizes
+        self.started = time.perf_counter()
+        self.epoch_1_done = self.started  # when epoch 1 ended, for timing()
+        self.printed = self.started  # when the last row was printed
         title = f"  {batch_loss_title:>12}" if batch_loss_title else ""
         print(f"{'epoch':>7}  {'W':>10}  {'b':>10}  {'loss':>12}{title}")
 
-    def __call__(self, epoch, model, batch_loss):
-        """Record epoch; True (stop) if its loss is not finite or over 10 times its
-        start: a converging loss does not grow, and float32 wobbles are far smaller."""
-        w, b, loss = float(model.w), float(model.b), float(self.evaluate(model))
-        state, now = Epoch(epoch, w, b, loss, batch_loss), time.perf_counter()
-        if not math.isfinite(loss) or (self.kept and loss > 10 * self.kept[0].loss):
-            self.diverged = state
-            return True
-        if epoch == 1:
-            self.epoch_1_done = now
-        self.last_done = now
-        self.last_two = [*self.last_two[-1:], state]
-        if epoch % self.keep_every == 0 or epoch == self.epochs:
-            self.kept.append(state)
-        due = epoch % self.row_every == 0 or epoch == self.epochs
-        if due or now - self.printed >= PROGRESS_SECONDS:
-            self.printed, shown = now, self.title and batch_loss is not None
-            extra = f"  {batch_loss:>12.5f}" if shown else ""
-            print(f"{epoch:>7}  {w:>10.5f}  {b:>10.5f}  {loss:>12.5f}{extra}")
+    def __call__(self, epoch, batch, model, loss):
+        """train()'s report(): True (stop) if the epoch it ends blew up."""
+        if len(self.path) <= PATH_STEPS:
+            self.path.append((float(model.w), float(model.b)))
+        if batch == 0:
+            return self.epoch_done(0, model, None)
+        sizes = self.facts.sizes
+        self.loss_sum += float(loss) * sizes[batch - 1]
+        if batch == len(sizes):  # the mean of its batch losses, as fit() reports
+            batch_loss = self.loss_sum / sizes.sum()
+            self.loss_sum = 0.0
+            return self.epoch_done(epoch, model, batch_loss)
+        if time.perf_counter() - self.printed >= PROGRESS_SECONDS:  # a long epoch:
+            w, b = float(model.w), float(model.b)  # a row part way through it
+            self.print_row(epoch - 1 + batch / len(sizes), w, b, None)
         return False
 
-    def recording(self, step):
-        """`step`, which also keeps W and b after each of its first PATH_STEPS calls."""
+    def epoch_done(self, epoch, model, batch_loss):
+        """Keep the Row at an epoch's end. True (stop) if its loss is not finite or
+        is over 10 times its start: a converging loss does not grow."""
+        w, b = float(model.w), float(model.b)
+        row = Row(epoch, w, b, float(loss_at(self.facts.means, w, b)), batch_loss)
+        start = self.kept[0].loss if self.kept else math.inf
+        if not math.isfinite(row.loss) or row.loss > 10 * start:
+            self.diverged = row
+            return True
+        self.last = row
+        if epoch == 1:
+            self.epoch_1_done = time.perf_counter()
+        if epoch % math.ceil(self.epochs / PLOT_POINTS) == 0 or epoch == self.epochs:
+            self.kept.append(row)
+        due = epoch % math.ceil(self.epochs / TABLE_ROWS) == 0 or epoch == self.epochs
+        if due or time.perf_counter() - self.printed >= PROGRESS_SECONDS:
+            self.print_row(epoch, w, b, batch_loss if self.title else None, row.loss)
+        return False
 
-        def recorded(model, *args):
-            loss = step(model, *args)
-            if len(self.path) <= PATH_STEPS:
-                self.path.append((float(model.w), float(model.b)))
-            return loss
-
-        return recorded
+    def print_row(self, epoch, w, b, batch_loss, loss=None):
+        """A row: W, b and the loss there; epoch 2.5 is half way through the third."""
+        loss = loss_at(self.facts.means, w, b) if loss is None else loss
+        cells = [f"{number(w, 10):>10}", f"{number(b, 10):>10}", f"{number(loss):>12}"]
+        cells += [] if batch_loss is None else [f"{number(batch_loss):>12}"]
+        place = f"{epoch:>7}" if epoch == int(epoch) else f"{epoch:>7.3f}"
+        print("  ".join([place, *cells]))
+        self.printed = time.perf_counter()
 
     def timing(self, tracing):
         """How long train() took, its first epoch (with any tracing) apart."""
-        first, last, n = self.epoch_1_done, self.last_done, self.epochs
-        traced = " (tracing included)" if tracing else ""
-        line = f"Training took {last - self.started:.3f} s: epoch 1 took "
-        line += f"{first - self.started:.3f} s{traced}"
-        later = f",\nthen {(last - first) / max(1, n - 1) * 1e3:.3f} ms per epoch."
-        return line + (later if n > 1 else ".")
+        total = self.printed - self.started
+        first = self.epoch_1_done - self.started
+        line = f"Training took {total:.3f} s: epoch 1 took {first:.3f} s"
+        line += " (tracing included)" if tracing else ""
+        if self.last.epoch == 1:
+            return line + "."
+        each = (total - first) / (self.last.epoch - 1) * 1e3
+        return line + f",\nthen {each:.3f} ms per epoch."
 
 
-def save_plot(path, x, y, kept, fitted, walk):
+# The verdict on each outcome of how_it_ended(), filled in from the dict it returns.
+HEAD = "W and b are {gap:.1e} from least squares (tolerance {tolerance:g})."
+VERDICTS = {
+    "converged": f"Converged: {HEAD}\nLeast squares is the best line for this sample."
+    " It differs from the true line because a finite sample's noise does not cancel"
+    " out exactly.",
+    "exact": f"Converged: {HEAD}\nLeast squares is the true line here: no noise, or"
+    " too little to move it.",
+    "stuck": f"Not converged: {HEAD}\n{{stuck}} cannot change: each update is less"
+    " than half the gap between float32 numbers there, so it rounds away.\n"
+    "Use {advice}.",
+    "floor": f"Not converged: {HEAD}\nAt this rate, float32 rounding stops W and b"
+    " about {floor:.1e} from least squares, where each update rounds away: more"
+    " --epochs cannot reach the tolerance.\nUse {advice}.",
+    "swing": f"Not converged: {HEAD}\nAt this rate W and b swing across least squares,"
+    " and float32 rounding can lock them into a two-step swing up to {floor:.1e} from"
+    " it: more --epochs may not reach the tolerance.\nUse {advice}.",
+    "slow": f"Not converged: {HEAD}\nMore epochs bring W and b closer: each"
+    " multiplies the distance by at most {factor:.6g}, so --epochs {epochs} would"
+    " reach the tolerance.",
+    "settled": f"Not converged: {HEAD}\nEach update follows its own batch's gradient,"
+    " not all the data's, so W and b have settled into a cycle: every epoch ends at"
+    " the same point, {cycle:.1e} from least squares. More --epochs change nothing.",
+    "heading": f"Not converged: {HEAD}\nEach update follows its own batch's gradient,"
+    " not all the data's, so W and b head for a cycle in which every epoch ends at"
+    " the same point, {cycle:.1e} from least squares: more --epochs take them there.",
+}
+TENDS = "\nAs the learning rate goes to 0, that point tends to "  # with batches
+TENDS_ELSEWHERE = "one {limit:.1e} from least squares: a smaller batch weighs more."
+
+
+def verdict(ended, rate, facts):
+    """The verdict on a run that can converge: its VERDICTS text, filled in."""
+    text = VERDICTS[ended["outcome"]]
+    if "limit" in ended:
+        elsewhere = ended["limit"] > ended["tolerance"]
+        text += TENDS + (TENDS_ELSEWHERE if elsewhere else "least squares.")
+    return wrapped(text.format(advice=rate_advice(rate, facts), **ended))
+
+
+def cannot_converge(table, ended, rate, facts):
+    """Why a run cannot converge, how fast it grows, and the advice."""
+    row = table.diverged
+    if row and not math.isfinite(row.loss):
+        names = " and ".join(n for n, v in zip("Wb", row[1:3]) if not math.isfinite(v))
+        text = f"Training diverged at epoch {row.epoch}: {names} overflowed float32."
+    elif row:
+        grew = f"the loss grew from {table.kept[0].loss:.5g} to {row.loss:.5g}"
+        text = (
+            f"Training diverged at epoch {row.epoch}: {grew}, over 10 times its start."
+        )
+    else:
+        text = (
+            f"Training cannot converge, though in {counted(table.last.epoch, 'epoch')}"
+        )
+        text += " its loss has not grown past 10 times its start."
+    if ended["outcome"] == "grows":
+        text += f"\nEach epoch multiplies the distance from least squares by {facts.factor:.6g}."
+    if facts.balanced is not None and rate >= facts.stable:  # one batch: limit exact
+        limit = rounded_down(facts.stable)
+        text += (
+            f"\nThe learning rate {rate:g} is not below the stability limit {limit}."
+        )
+    return wrapped(text + f"\nUse {rate_advice(rate, facts)}.")
+
+
+def rate_advice(rate, facts):
+    """The advice on the rate: toward balanced, or with batches, the limit."""
+    if facts.balanced is None:
+        toward = "smaller" if rate >= facts.stable else "larger"
+        return f"a {toward} --learning-rate (every step is stable below {rounded_down(facts.stable)})"
+    toward = "smaller" if rate > facts.balanced else "larger"
+    return f"a {toward} --learning-rate (balanced {facts.balanced:.5f})"
+
+
+def wrapped(text):
+    """Each line of the text wrapped to 80 columns."""
+    return "\n".join(textwrap.fill(line, 80) for line in text.split("\n"))
+
+
+def rounded_down(limit):
+    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
+    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
+
+
+def counted(n, noun):
+    """'1 epoch', '1,000 epochs'."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def number(value, width=12):
+    """5 decimals, or e-notation where that would be wider than `width`."""
+    text = f"{value:.5f}"
+    return text if len(text) <= width else f"{value:.{width - 7}e}"
+
+
+def summary(facts, rows):
+    """A line per (label, W, b), each with the loss there, then the true line's."""
+    lines = [""]
+    for label, w, b in [*rows, ("true", TRUE_W, TRUE_B)] if len(rows) > 1 else rows:
+        loss = number(loss_at(facts.means, w, b))
+        lines.append(f"{label:<15}W={number(w)}  b={number(b)}  loss={loss}")
+    return "\n".join(lines)
+
+
+def print_header(args, facts):
+    """What the run will do."""
+    sizes = facts.sizes
+    limit = f"stable below {rounded_down(facts.stable)}"
+    if len(sizes) == 1:
+        passes = counted(args.epochs, "full-batch epoch")
+        rates = f"{limit}, balanced {facts.balanced:.5f}"
+    else:
+        passes = (
+            f"{counted(args.epochs, 'epoch')} of {len(sizes):,} batches of {sizes[0]:,}"
+        )
+        passes += " (the last smaller)" if sizes[-1] < sizes[0] else ""
+        rates = f"{limit} for every batch's step"
+    mode = "eagerly" if args.eager else "as a tf.function graph"
+    mode += " compiled by XLA" if args.jit_compile else ""
+    data = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
+    print(f"Data: {args.num_examples:,} examples of {data}, seed {args.seed}).")
+    print(f"Training: {passes} from W={INITIAL[0]:g}, b={INITIAL[1]:g},")
+    print(f"          step run {mode},")
+    print(f"          learning rate {args.learning_rate:g} ({rates}).\n")
+
+
+def fit_and_compare(args, x, y, batch_size, facts, hand):
+    """The same training with fit(), its table from a callback; does it agree?"""
+    print("\nThe same training with Keras's compile() and fit():\n")
+    table = Progress(args.epochs, facts, "fit() loss")
+    rate, epochs = args.learning_rate, args.epochs
+    fit = fit_with_keras(
+        x, y, rate, epochs, batch_size, INITIAL, callbacks=[ReportEachEpoch(table)]
+    )
+    difference = distance(fit, (hand.w, hand.b))
+    same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
+    print(summary(facts, [("keras fit()", *fit)]))
+    agrees = "agrees with" if same else "DIFFERS from"
+    print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
+    took = f"{time.perf_counter() - table.started:.3f} s"
+    print(f"fit() took {took} for {counted(epochs, 'epoch')}, tracing included.")
+
+
+def save_figure(path, x, y, table, facts):
+    """Save the figure; True, or False after one line if it cannot be written."""
+    try:
+        draw(path, x, y, table.kept, np.array(table.path), facts)
+    except OSError as error:  # say, a full disk, or no such folder
+        where = f"argument --plot: cannot write {path!r}: {error.strerror}"
+        print(f"main.py: error: {where}", file=sys.stderr)
+        return False
+    print(f"Saved the figure to {path}.")
+    return True
+
+
+def draw(path, x, y, kept, walk, facts):
     """Save a PNG: data and lines, loss per epoch, and the path on the loss bowl."""
     from matplotlib.figure import Figure  # optional: only --plot needs matplotlib
 
@@ -545,18 +697,18 @@ def save_plot(path, x, y, kept, fitted, walk):
     data_ax.plot(ends, ends * TRUE_W + TRUE_B, "k--", ends, ends * w[-1] + b[-1], "r-")
     data_ax.legend(["data", "true line", "learned line"])
     loss_ax.plot(epochs, loss)
-    loss_ax.axhline(np.mean(np.square(y - (x * TRUE_W + TRUE_B))), color="k", ls="--")
+    loss_ax.axhline(loss_at(facts.means, TRUE_W, TRUE_B), color="k", ls="--")
     loss_ax.legend(["loss (MSE)", "loss at true W, b"])
-    # The loss on a grid of (W, b) from five means of the data, since it is quadratic.
-    half = 1.1 * np.abs(walk - fitted).max() + 0.1  # the whole path, and some room
-    gw, gb = np.meshgrid(*(np.linspace(c - half, c + half, 101) for c in fitted))
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    xx, x1, xy, y1, yy = map(np.mean, (x64 * x64, x64, x64 * y64, y64, y64 * y64))
-    bowl = gw * gw * xx + 2 * gw * gb * x1 + gb * gb - 2 * gw * xy - 2 * gb * y1 + yy
-    levels = np.geomspace(bowl.min(), bowl.max(), 15)
-    bowl_ax.contour(gw, gb, bowl, levels, colors="0.7")
+    walk = walk[np.isfinite(walk).all(axis=1)]  # a diverged run's last may not be
+    half = 1.1 * np.abs(walk - facts.fitted).max() + 0.1  # the whole path, and room
+    grid = np.meshgrid(*(np.linspace(c - half, c + half, 101) for c in facts.fitted))
+    bowl = loss_at(facts.means, *grid)
+    # The loss grows as the square of the distance from its bottom, so levels spaced
+    # as squares draw evenly spaced rings.
+    levels = bowl.min() + (bowl.max() - bowl.min()) * np.linspace(0, 1, 16)[1:] ** 2
+    bowl_ax.contour(*grid, bowl, levels, colors="0.7")
     bowl_ax.plot(walk[:, 0], walk[:, 1], "r.-", ms=3, lw=0.8)
-    bowl_ax.plot(*fitted, "k*", ms=10)
+    bowl_ax.plot(*facts.fitted, "k*", ms=10)
     bowl_ax.legend([f"W, b: first {len(walk) - 1} updates", "least squares"])
     data_ax.set(title="(a) data and lines", xlabel="x", ylabel="y")
     loss_ax.set(title="(b) loss per epoch", xlabel="epoch")
@@ -565,127 +717,26 @@ def save_plot(path, x, y, kept, fitted, walk):
     fig.savefig(path, format="png", dpi=100)
 
 
-def make_evaluate(x, y, eager, jit_compile):
-    """The loss over all the data for any model, run as make_step runs the step."""
-
-    def evaluate(model):
-        return mean_squared_error(y, model(x))
-
-    return evaluate if eager else tf.function(evaluate, jit_compile=jit_compile)
-
-
-def rounded_down(limit):
-    """The limit to 5 decimals, rounded down: a rate typed back is below it too."""
-    return f"{math.floor(limit * 1e5) / 1e5:.5f}"
-
-
-def counted(n, noun):
-    """'1 epoch', '2 epochs'."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def print_header(args, batches, batch_size, stable, balanced):
-    """What the run will do."""
-    size = args.num_examples
-    passes = counted(args.epochs, "full-batch epoch")
-    if batches > 1:
-        passes = f"{counted(args.epochs, 'epoch')} of {batches} batches of {batch_size}"
-        passes += " (the last smaller)" if size % batch_size else ""
-    mode = "eagerly" if args.eager else "as a tf.function graph"
-    rates = f"stable below {rounded_down(stable)}"
-    rates += f", balanced {balanced:.5f}" if balanced else " for every batch's step"
-    line = f"y = {TRUE_W:g}*x + {TRUE_B:g} + noise (noise std {args.noise:g}"
-    print(f"""Data: {size:,} examples of {line}, seed {args.seed}).
-Training: {passes} from W={INITIAL[0]:g}, b={INITIAL[1]:g},
-          step run {mode}{" compiled by XLA" if args.jit_compile else ""},
-          learning rate {args.learning_rate:g} ({rates}).
-""")
-
-
-def run(args):
-    """Everything main() does once the command line is checked; the exit status."""
-    x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
-    tensors = tf.constant(x), tf.constant(y)  # start-up lines come before the header
-    batch_size = min(args.batch_size or len(x), len(x))
-    batches = -(-len(x) // batch_size)  # ceil(N / B)
-    rate = args.learning_rate
-    stable, balanced = stable_and_balanced_rates(x, batch_size)
-    print_header(args, batches, batch_size, stable, balanced)
-    evaluate = make_evaluate(*tensors, args.eager, args.jit_compile)
-    progress = Progress(args.epochs, evaluate, "batch mean" if args.keras else None)
-    step = make_step(args.eager, args.jit_compile)
-    step = step if args.plot is None else progress.recording(step)  # the figure's path
-    train(
-        LinearModel(*INITIAL), *tensors, rate, args.epochs, batch_size, step, progress
-    )
-    last = progress.diverged or progress.last_two[-1]
-    if progress.diverged or (balanced and rate >= stable):  # no --epochs converge
-        why = why_no_convergence(last, progress.kept[0].loss, rate, stable, balanced)
-        if args.keras:
-            why += "\nkeras fit() was not run: it would take the same steps."
-        print(why, file=sys.stderr)
-        return 1
-    fitted = least_squares(x, y)
-    rows = [("learned", last.w, last.b), ("least-squares", *fitted)]
-    print(summary(x, y, [*rows, ("true", TRUE_W, TRUE_B)]))
-    print(verdict(x, y, fitted, progress.last_two, rate, batches, balanced))
-    print(progress.timing(tracing=not args.eager))
-    if args.keras:
-        run_keras(args, x, y, evaluate, batch_size, last)
-    if args.plot is not None:
-        try:
-            save_plot(args.plot, x, y, progress.kept, fitted, np.array(progress.path))
-        except OSError as error:  # say, a full disk
-            where = f"argument --plot: cannot write {args.plot!r}: {error.strerror}"
-            print(f"main.py: error: {where}", file=sys.stderr)
-            return 2
-        print(f"Saved the figure to {args.plot}.")
-    return 0
-
-
-def run_keras(args, x, y, evaluate, batch_size, hand):
-    """The same training with fit(), its table from a callback; does it agree?"""
-    print("\nThe same training with Keras's compile() and fit():\n")
-    progress, n = Progress(args.epochs, evaluate, "fit() loss"), args.epochs
-    report, rate = ReportEachEpoch(progress), args.learning_rate
-    fit = fit_with_keras(x, y, rate, n, batch_size, INITIAL, callbacks=[report])
-    difference = max(abs(fit[0] - hand.w), abs(fit[1] - hand.b))
-    same = difference <= 1e-5 * max(1, abs(hand.w), abs(hand.b))
-    print(summary(x, y, [("keras fit()", *fit)]))
-    agrees = "agrees with" if same else "DIFFERS from"
-    print(f"keras fit() {agrees} the hand loop: W and b differ by {difference:.1e}.")
-    seconds = time.perf_counter() - progress.started
-    print(f"fit() took {seconds:.3f} s for {counted(n, 'epoch')}, tracing included.")
-
-
 def main(argv=None):
-    """Train, print the table and the summary; return the exit status."""
-    # Line by line, so that a failed write shows at once; unprintable text escaped.
-    if hasattr(sys.stdout, "reconfigure"):  # not a notebook's or a StringIO
+    """Run the command line; return the exit status."""
+    if hasattr(sys.stdout, "reconfigure"):  # a file, not a notebook's stream
+        # Line by line, so that a closed pipe shows at once; unprintable text escaped.
         sys.stdout.reconfigure(line_buffering=True, errors="backslashreplace")
     try:
-        return run(args := parse_args(argv))
+        args = parse_args(argv)
+        return run(args)
     except SystemExit as exit_:  # argparse exits this way on bad input and --help
         return exit_.code
     except (MemoryError, tf.errors.ResourceExhaustedError):
-        examples = f"--num-examples: out of memory with {args.num_examples:,} examples"
-        print(f"main.py: error: argument {examples}; try fewer", file=sys.stderr)
+        examples = f"{args.num_examples:,} examples do not fit in memory; try fewer"
+        print(f"main.py: error: argument --num-examples: {examples}", file=sys.stderr)
         return 2
-    except OSError as error:  # writing the output: a full disk, or a closed pipe
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
-        if isinstance(error, BrokenPipeError):  # its reader (`head`) has exited
-            return 141
-        error = f"cannot write the output: {error.strerror}"
-        print(f"main.py: error: {error}", file=sys.stderr)
-        return 2
-    except BaseException as error:  # Ctrl-C, or an error a library made of one
-        cause = error  # (an import it ran just then can fail with ImportError)
-        while cause is not None and not isinstance(cause, KeyboardInterrupt):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            raise
+    except KeyboardInterrupt:
         print("main.py: stopped by Ctrl-C.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output's reader (as in `| head`) has exited
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no retry
+        return 141
 
 
 if __name__ == "__main__":

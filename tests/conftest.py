@@ -1,7 +1,5 @@
 """Shared pieces for the tests: import main.py once, and train it once."""
 
-import contextlib
-import io
 import os
 import re
 import signal
@@ -50,33 +48,18 @@ def pytest_collection_modifyitems(items):
 
 
 def train_fresh_model(
-    x,
-    y,
-    learning_rate,
-    epochs,
-    start=None,
-    batch_size=None,
-    **step_options,
+    x, y, learning_rate, epochs, start=None, batch_size=None, **modes
 ):
-    """Train a new model as main() does, main.py's report() included; return
-    (history, diverged): every Epoch it kept, then the diverged one if any."""
+    """Train a new model as main.run() does, its table included; return (history,
+    diverged): the table's kept Rows, then the one that blew up, if any."""
+    batch_size = batch_size or len(x)
     model = main.LinearModel(*(start or main.INITIAL))
-    x_tensor, y_tensor = main.tf.constant(x), main.tf.constant(y)
-    evaluate = main.make_evaluate(x_tensor, y_tensor, eager=True, jit_compile=False)
-    progress = main.Progress(epochs, evaluate)  # its table goes to pytest's capture
-    step = main.make_step(**step_options)
-    main.train(
-        model,
-        x_tensor,
-        y_tensor,
-        learning_rate,
-        epochs,
-        batch_size or len(x),
-        step,
-        progress,
-    )
-    diverged = progress.diverged is not None
-    return progress.kept + [progress.diverged] * diverged, diverged
+    facts = main.learning_rate_facts(x, y, batch_size, learning_rate)
+    table = main.Progress(epochs, facts)  # its rows go to pytest's capture
+    batches = main.batches_of(x, y, batch_size)
+    main.train(model, batches, learning_rate, epochs, main.make_step(**modes), table)
+    diverged = table.diverged is not None
+    return table.kept + [table.diverged] * diverged, diverged
 
 
 @pytest.fixture(scope="session")
@@ -97,16 +80,6 @@ def default_data():
 def default_run(default_data):
     """One training run with every default setting: (history, diverged)."""
     return train_fresh_model(*default_data, main.LEARNING_RATE, main.EPOCHS)
-
-
-@pytest.fixture(scope="session")
-def lesson_run():
-    """(lines printed, model returned) by main.lesson(epochs=10): its fit() at 100
-    epochs would add seconds to the suite."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        model = main.lesson(epochs=10)
-    return printed.getvalue().splitlines(), model
 
 
 def start_python(*argv, stderr=subprocess.PIPE):
@@ -145,7 +118,8 @@ BACKGROUND = {
     # into standard output in the order they were written, as a terminal shows.
     "default": (["main.py"], subprocess.STDOUT),
     # A run long enough to be stopped with Ctrl-C, XLA-compiled so that
-    # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them.
+    # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them. Its rows
+    # come every PROGRESS_SECONDS.
     "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
     # One process for two proofs, to spare the suite a third TensorFlow start-up.
     # First the INFO lines again, with the log level set only after the import;
@@ -180,7 +154,7 @@ def background():
     # Stop the long run as soon as it trains, so it does not hold a CPU core.
     head = []
     ctrl_c = threading.Thread(
-        target=press_ctrl_c_after_row_0, args=(processes["long"], head), daemon=True
+        target=press_ctrl_c_once_training, args=(processes["long"], head), daemon=True
     )
     ctrl_c.start()
     yield processes | {"long_ctrl_c": (ctrl_c, head)}
@@ -208,18 +182,19 @@ def close_after_header(process):
     process.stdout.close()
 
 
-def press_ctrl_c_after_row_0(process, head):
-    """Read the header and table row 0 into `head`, then send SIGINT (Ctrl-C)."""
+def press_ctrl_c_once_training(process, head):
+    """Read the header and table rows into `head`; once a row after row 0 is out,
+    so training is under way, send SIGINT (Ctrl-C)."""
     for line in process.stdout:
         head.append(line)
-        if re.match(r" +0 ", line):
+        if re.match(r" +[0-9.]+ ", line) and not re.match(r" +0 ", line):
             break
     process.send_signal(signal.SIGINT)
 
 
 @pytest.fixture(scope="session")
 def interrupted_run(background):
-    """The long run, stopped with Ctrl-C once its first row was out."""
+    """The long run, stopped with Ctrl-C once a row after row 0 was out."""
     ctrl_c, head = background["long_ctrl_c"]
     ctrl_c.join(timeout=120)
     status, out, err = finished(background["long"])

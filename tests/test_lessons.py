@@ -18,6 +18,17 @@ import main
 tf = main.tf
 
 
+def rates(x, batch_size):
+    """(stable below, balanced) as main.py computes them for x in these batches."""
+    facts = main.learning_rate_facts(x, np.zeros_like(x), batch_size, 0.1)
+    return facts.stable, facts.balanced
+
+
+def least_squares(x, y):
+    """Least squares as main.py computes it (section 7)."""
+    return tuple(main.learning_rate_facts(x, y, len(x), 0.1).fitted)
+
+
 def hand_gradients(x, y, w, b):
     """dL/dW and dL/db for L = mean((y - (x*w + b))**2), derived by hand."""
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
@@ -92,7 +103,7 @@ def test_noise_floor_least_squares_beats_the_true_line():
     """On noisy data the least-squares loss <= loss at W=3, b=2, both ~ noise**2."""
     for noise in (0.5, 1.0, 2.0):
         x, y = main.make_data(10_000, 3.0, 2.0, noise, seed=1)
-        fitted_loss = loss_float64(x, y, *main.least_squares(x, y))
+        fitted_loss = loss_float64(x, y, *least_squares(x, y))
         true_loss = loss_float64(x, y, 3.0, 2.0)
         assert fitted_loss <= true_loss
         # mean(noise**2) has a relative spread of sqrt(2/n) = 1.4% here.
@@ -309,50 +320,29 @@ def test_run_functions_eagerly_runs_the_python_on_every_call():
     ],
 )
 def test_report_stops_train_when_the_loss_is_not_finite_or_over_10_times_its_start(
-    losses, diverged_at
+    monkeypatch, losses, diverged_at
 ):
     """Up to 10 times the starting loss, training goes on; beyond it, or at a loss
     that is not a number, main.py's report() stops train() at once, and keeps the
     diverged epoch apart from the table's rows."""
     scripted, steps = iter(losses), []
-    progress = main.Progress(len(losses) - 1, lambda model: next(scripted))
+    monkeypatch.setattr(main, "loss_at", lambda means, w, b: next(scripted))
+    x, y = main.make_data(2, 3.0, 2.0, 1.0, seed=0)
+    epochs = len(losses) - 1
+    table = main.Progress(epochs, main.learning_rate_facts(x, y, 2, 0.1))
 
     def counted_step(model, x, y, rate):
         steps.append(rate)
         return 0.0
 
-    zeros, epochs = tf.zeros(1), len(losses) - 1
-    main.train(
-        main.LinearModel(0.0, 0.0), zeros, zeros, 0.1, epochs, 1, counted_step, progress
-    )
-    assert len(progress.kept) == (diverged_at or len(losses))
+    batches = main.batches_of(x, y, 2)
+    main.train(main.LinearModel(0.0, 0.0), batches, 0.1, epochs, counted_step, table)
+    assert len(table.kept) == (diverged_at or len(losses))
     assert len(steps) == (diverged_at or epochs)
     if diverged_at is None:
-        assert progress.diverged is None
+        assert table.diverged is None
     else:
-        assert progress.diverged.epoch == diverged_at
-
-
-def test_lesson_prints_what_sections_1_to_8_claim(
-    default_data, default_run, lesson_run
-):
-    """lesson() prints the first gradient by the tape and by the chain rule, alike;
-    then W, b and the loss at them after each epoch, the numbers of main.py's
-    table; then least squares; then fit()'s W and b, the hand loop's."""
-    (by_tape, by_hand, *lines, exact, keras_line), model = lesson_run
-    hand = hand_gradients(*default_data, *main.INITIAL)  # float64
-    for printed in (by_tape, by_hand):
-        numbers = [float(n) for n in printed.split(":")[1].split(",")]
-        assert numbers == pytest.approx(hand, abs=1e-4)
-    history, _ = default_run
-    for row, line in zip(history[:11], lines, strict=True):
-        shown = f"{row.epoch:3}  W={row.w:.5f}  b={row.b:.5f}  loss={row.loss:.5f}"
-        assert line == shown
-    assert exact == "least squares:  W={:.5f}  b={:.5f}".format(
-        *main.least_squares(*default_data)
-    )
-    assert keras_line == f"keras fit():    W={history[10].w:.5f}  b={history[10].b:.5f}"
-    assert (float(model.w), float(model.b)) == (history[10].w, history[10].b)
+        assert table.diverged.epoch == diverged_at
 
 
 def test_batches_are_one_update_each_in_order(default_data, train_on):
@@ -382,8 +372,8 @@ def test_steps_below_the_limit_lower_the_loss_until_rounding_matters(default_dat
     """The same steps in float64: every epoch lowers the loss, as long as the
     loss is above least squares' by more than float64's rounding can blur."""
     x, y = (a.astype(np.float64) for a in default_data)
-    limit, _ = main.stable_and_balanced_rates(default_data[0], 1000)
-    floor = loss_float64(x, y, *main.least_squares(x, y))
+    limit, _ = rates(default_data[0], 1000)
+    floor = loss_float64(x, y, *least_squares(x, y))
     for rate in (0.1, 0.9, 0.99 * limit):
         w, b, losses = 5.0, 0.0, []
         for _ in range(300):
@@ -411,7 +401,7 @@ def test_least_squares_is_exact(default_data):
     x, y = default_data
     design = np.stack([x.astype(np.float64), np.ones(x.size)], axis=1)
     expected = np.linalg.lstsq(design, y.astype(np.float64), rcond=None)[0]
-    np.testing.assert_allclose(main.least_squares(x, y), expected, rtol=1e-12)
+    np.testing.assert_allclose(least_squares(x, y), expected, rtol=1e-12)
 
 
 def test_hessian_of_the_loss_is_the_formula_in_stable_and_balanced_rates(
@@ -432,7 +422,7 @@ def test_hessian_of_the_loss_is_the_formula_in_stable_and_balanced_rates(
     formula = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     np.testing.assert_allclose(hessian, formula, rtol=1e-12)
     lam_min, lam_max = np.linalg.eigvalsh(hessian)
-    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
+    limit, balanced = rates(default_data[0], 1000)
     assert limit == pytest.approx(2 / lam_max, rel=1e-12)
     assert balanced == pytest.approx(2 / (lam_min + lam_max), rel=1e-12)
 
@@ -441,7 +431,7 @@ def test_with_x_from_n01_the_hessian_is_about_2i(default_data):
     """So the limit is about 1 and the balanced rate about 0.5, where a step
     shrinks d by over 95% in every direction (section 7)."""
     x = default_data[0].astype(np.float64)
-    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
+    limit, balanced = rates(default_data[0], 1000)
     assert 0.9 < limit < 1.1 and 0.45 < balanced < 0.55
     hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     assert np.max(np.abs(1 - 0.5 * np.linalg.eigvalsh(hessian))) < 0.05
@@ -450,7 +440,7 @@ def test_with_x_from_n01_the_hessian_is_about_2i(default_data):
 def test_one_step_multiplies_the_distance_by_i_minus_rate_times_h(default_data):
     """d -> (I - rate*H) d, for the distance d from least squares (float64)."""
     x, y = (a.astype(np.float64) for a in default_data)
-    fitted = np.array(main.least_squares(*default_data))
+    fitted = np.array(least_squares(*default_data))
     hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     w, b = 5.0, 0.0
     grad_w, grad_b = hand_gradients(x, y, w, b)
@@ -464,10 +454,10 @@ def test_balanced_rate_has_the_smallest_worst_factor(default_data):
     x = default_data[0].astype(np.float64)
     hessian = 2.0 * np.array([[np.mean(x * x), np.mean(x)], [np.mean(x), 1.0]])
     lams = np.linalg.eigvalsh(hessian)
-    _, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
-    rates = np.linspace(0.01, 0.99, 981)
-    worst = np.max(np.abs(1 - np.outer(rates, lams)), axis=1)
-    assert abs(rates[np.argmin(worst)] - balanced) < 1e-3
+    _, balanced = rates(default_data[0], 1000)
+    grid = np.linspace(0.01, 0.99, 981)
+    worst = np.max(np.abs(1 - np.outer(grid, lams)), axis=1)
+    assert abs(grid[np.argmin(worst)] - balanced) < 1e-3
 
 
 def test_each_batch_limit_is_from_its_own_hessian(default_data):
@@ -479,7 +469,7 @@ def test_each_batch_limit_is_from_its_own_hessian(default_data):
         part = x[start : start + 30].astype(np.float64)
         h = 2.0 * np.array([[np.mean(part * part), np.mean(part)], [np.mean(part), 1]])
         limits.append(2 / np.linalg.eigvalsh(h)[-1])
-    limit, balanced = main.stable_and_balanced_rates(x, 30)
+    limit, balanced = rates(x, 30)
     assert limit == pytest.approx(min(limits), rel=1e-12) and balanced is None
 
 
@@ -490,13 +480,13 @@ def test_below_the_batch_limit_no_step_moves_away_from_its_batchs_best_fit(
     no step moves W and b farther from its own batch's least squares; just above
     it, some step does (float64, by hand)."""
     x, y = default_data[0][:100], default_data[1][:100]
-    limit, _ = main.stable_and_balanced_rates(x, 30)
+    limit, _ = rates(x, 30)
     rng = np.random.default_rng(0)
     for rate, moves_away in ((0.999 * limit, False), (1.05 * limit, True)):
         farther = []
         for start in range(0, 100, 30):
             bx, by = x[start : start + 30], y[start : start + 30]
-            best = np.array(main.least_squares(bx, by))
+            best = np.array(least_squares(bx, by))
             for start_wb in best + rng.normal(size=(200, 2)):
                 step = rate * np.array(hand_gradients(bx, by, *start_wb))
                 before, after = start_wb - best, start_wb - step - best
@@ -508,10 +498,10 @@ def test_learning_rate_stability_limit_separates_converge_from_diverge(
     default_data, train_on
 ):
     """Just below the limit training converges; just above it diverges."""
-    limit, _ = main.stable_and_balanced_rates(default_data[0], 1000)
+    limit, _ = rates(default_data[0], 1000)
     below, below_diverged = train_on(*default_data, 0.95 * limit, epochs=200)
     _, above_diverged = train_on(*default_data, 1.05 * limit, epochs=200)
-    fitted = main.least_squares(*default_data)
+    fitted = least_squares(*default_data)
     assert not below_diverged and above_diverged
     np.testing.assert_allclose((below[-1].w, below[-1].b), fitted, atol=1e-4)
 
@@ -519,8 +509,8 @@ def test_learning_rate_stability_limit_separates_converge_from_diverge(
 def test_just_below_the_limit_d_flips_sign_and_shrinks_slowly(default_data, train_on):
     """At 0.96 (the limit is 0.9699) W swings across least squares each epoch, and
     100 epochs do not converge; balanced, 10 do."""
-    limit, balanced = main.stable_and_balanced_rates(default_data[0], 1000)
-    fitted = np.array(main.least_squares(*default_data))
+    limit, balanced = rates(default_data[0], 1000)
+    fitted = np.array(least_squares(*default_data))
 
     def gap_after(rate, epochs):
         history, _ = train_on(*default_data, rate, epochs)
@@ -540,7 +530,7 @@ def test_gradient_descent_reaches_least_squares_from_any_start(
     """The loss is a bowl with one bottom: every start ends at least squares."""
     history, _ = train_on(*default_data, main.LEARNING_RATE, 200, start=start)
     final = (history[-1].w, history[-1].b)
-    np.testing.assert_allclose(final, main.least_squares(*default_data), atol=1e-4)
+    np.testing.assert_allclose(final, least_squares(*default_data), atol=1e-4)
 
 
 def test_the_mission_true_line_is_three_and_two(default_run):

@@ -7,9 +7,10 @@ import pytest
 
 import main
 
+NUMBER = r"(-?\d+\.\d{5}|-?\d\.\d+e[+-]\d+)"  # as main.number() writes them
 SUMMARY_ROW = re.compile(
-    r"^(learned|least-squares|true|keras fit\(\)) +W=(-?\d+\.\d{5})"
-    r"  b=(-?\d+\.\d{5})  loss=(\d+\.\d{5})$",
+    rf"^(learned|least-squares|true|keras fit\(\)) +W={NUMBER}  b={NUMBER}"
+    rf"  loss={NUMBER}$",
     re.MULTILINE,
 )
 
@@ -19,6 +20,11 @@ def loss_float64(x, y, w, b):
     return float(
         np.mean(np.square(y.astype(np.float64) - (x.astype(np.float64) * w + b)))
     )
+
+
+def fitted(x, y):
+    """Least squares of the data, as main.py computes it."""
+    return main.learning_rate_facts(x, y, len(x), 0.1).fitted
 
 
 def final_w_b(run):
@@ -31,7 +37,7 @@ def test_defaults_converge_to_least_squares_and_near_true_line(
 ):
     """Default settings land within 1e-4 of least squares and 0.1 of 3 and 2."""
     w, b = final_w_b(default_run)
-    fitted_w, fitted_b = main.least_squares(*default_data)
+    fitted_w, fitted_b = fitted(*default_data)
     assert not default_run[1]
     assert abs(w - fitted_w) <= 1e-4 and abs(b - fitted_b) <= 1e-4
     assert abs(w - main.TRUE_W) < 0.1 and abs(b - main.TRUE_B) < 0.1
@@ -96,9 +102,12 @@ def test_each_row_pairs_w_and_b_with_their_own_loss(default_data, default_run):
         assert state.loss == pytest.approx(expected, rel=1e-5)
 
 
-def test_summary_loss_is_the_same_mean_squared_error_as_training():
-    """The summary's float64 loss and mean_squared_error (training) agree."""
+def test_loss_from_five_means_is_the_mean_squared_error_of_training():
+    """The table's and summary's loss, from the data's five means (section 7), is
+    mean_squared_error (section 3) over the data, to float32 rounding."""
     x, y = main.make_data(1000, 3.0, 2.0, 1.0, seed=3)
+    means = main.learning_rate_facts(x, y, len(x), 0.1).means
     for w, b in [(5.0, 0.0), (3.0, 2.0), (-1.0, 1.0)]:
         trained = float(main.mean_squared_error(y, x * np.float32(w) + np.float32(b)))
-        assert loss_float64(x, y, w, b) == pytest.approx(trained, rel=1e-5)
+        assert main.loss_at(means, w, b) == pytest.approx(trained, rel=1e-5)
+        assert main.loss_at(means, w, b) == pytest.approx(loss_float64(x, y, w, b))
