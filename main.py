@@ -106,16 +106,14 @@ def train_step(model, x, y, learning_rate):
 # 5. tf.function: the same step, run as a graph. ----------------------------------
 def make_step(eager=False, jit_compile=False):
     """Return train_step itself (eager), or wrapped by tf.function (a graph)."""
-    # Eager mode, TensorFlow's default, runs each operation as Python reaches it.
-    # That is easy to debug with print() and pdb (Python's debugger). tf.function
-    # instead runs the Python once, recording ("tracing") the operations it calls
-    # into a graph. The graph is a fixed plan that TensorFlow then runs without the
-    # Python: the same results, to float32 rounding, with less Python per step.
-    # Inputs of a new shape (array size) or dtype, or a new Python value such as
-    # another learning rate, trace again. To debug, run this script with --eager,
-    # or call tf.config.run_functions_eagerly(True). jit_compile=True also has XLA,
-    # TensorFlow's compiler, fuse the graph's operations into fewer passes over the
-    # data.
+    # Eager mode, TensorFlow's default, runs each operation as Python reaches it:
+    # easy to debug with print() and pdb (Python's debugger). tf.function instead
+    # runs the Python once, recording ("tracing") the operations it calls into a
+    # graph, a fixed plan that TensorFlow then runs without the Python: the same
+    # results, to float32 rounding, with less Python per step. Inputs of a new
+    # shape or dtype, or a new Python value such as another learning rate, trace
+    # again. To debug, run with --eager. jit_compile=True also has XLA,
+    # TensorFlow's compiler, fuse the graph's operations into fewer passes.
     return train_step if eager else tf.function(train_step, jit_compile=jit_compile)
 
 
@@ -126,8 +124,7 @@ def make_step(eager=False, jit_compile=False):
 # batches take more, cheaper steps, each following only its own batch's gradient.
 # That is mini-batch gradient descent, which Keras's fit() does by default.
 def batches_of(x, y, batch_size):
-    """x and y cut, in order, into (x, y) batches of batch_size (the last may be
-    smaller)."""
+    """x and y cut, in order, into (x, y) batches; the last may be smaller."""
     # Slicing a NumPy array is instant, but a tf.function converts a NumPy array to
     # a tensor at every call: so one batch of all the data is converted once, here.
     if batch_size >= len(x):
@@ -322,19 +319,15 @@ def fit_with_keras(x, y, learning_rate, epochs, batch_size, start, **fit_options
     go to fit() as they are: main.py passes its callbacks (below) that way."""
     model = KerasLine(*start)
     # compile() only records how to train: the optimizer (the object that applies
-    # updates) and the loss; "mse" is mean_squared_error. SGD(learning_rate) is
-    # stochastic gradient descent ("stochastic": each batch's gradient is a noisy
-    # estimate of the full one). With its default momentum of 0 (no part of the
-    # last update carried into the next) it updates each weight as train_step's
-    # assign_sub does. For each batch, fit() then runs Keras's own training step,
-    # as a tf.function. Its update is section 4's (README's FAQ runs it by hand;
-    # Keras also updates its metrics, the running numbers it reports):
+    # updates) and the loss ("mse" is mean_squared_error). SGD is stochastic
+    # gradient descent: with its default momentum of 0, it subtracts learning_rate
+    # times the gradient, as train_step's assign_sub does. For each batch, fit()
+    # then runs Keras's own step, as a tf.function (README's FAQ runs one by hand):
     #     with tf.GradientTape() as tape:
     #         loss = the compiled loss of (y, model(x))
     #     gradients = tape.gradient(loss, model.trainable_weights)
     #     optimizer.apply_gradients(zip(gradients, model.trainable_weights))
-    # jit_compile=False keeps XLA out, as make_step does by default (Keras's
-    # default, "auto", may turn it on).
+    # jit_compile=False keeps XLA out, as make_step does by default.
     sgd = keras.optimizers.SGD(learning_rate)
     model.compile(optimizer=sgd, loss="mse", jit_compile=False)
     # fit()'s default is batches of 32, with the examples shuffled every epoch. The
@@ -387,10 +380,9 @@ def run(args):
         print("keras fit() was not run: it would take the same steps.", file=sys.stderr)
     elif args.keras:
         fit_and_compare(args, x, y, batch_size, facts, table.last)
-    figure_failed = args.plot is not None and not save_figure(
-        args.plot, x, y, table, facts
-    )
-    return 2 if figure_failed else int(diverges)
+    if args.plot is not None and not save_figure(args.plot, x, y, table, facts):
+        return 2
+    return 1 if diverges else 0
 
 
 # ==================================================================================

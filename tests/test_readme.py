@@ -79,18 +79,6 @@ def test_every_number_quoted_in_the_prose_comes_from_an_output_block():
         assert number in blocks, number
 
 
-def test_the_lesson_block_is_what_lesson_prints(lesson_run):
-    """The block after `python -c "import main; main.lesson()"`, against a run
-    (of 10 epochs: the block shows the first ones)."""
-    block = re.search(
-        r'`python -c "import main; main\.lesson\(\)"`[^`]*?:\n\n```text\n(.*?)```',
-        README,
-        re.DOTALL,
-    )[1]
-    printed, _ = lesson_run
-    assert shown_in(block.split("\n"), printed), "\n".join(printed)
-
-
 def test_the_default_run_in_the_readme_is_python_main_py_itself(main_py_run):
     """The first block against a real `python main.py` process."""
     _, output = main_py_run

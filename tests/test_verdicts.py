@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from test_options import run_main, summary, table
+from test_options import run_main, summary
 
 import main
 
