@@ -39,11 +39,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     # Tests that read a BACKGROUND process (below) run last, so that the other
     # tests run while those processes start TensorFlow, instead of waiting.
-    reads_background = {
-        "main_py_run",
-        "interrupted_run",
-        "after_import_run",
-    }
+    reads_background = {"interrupted_run", "after_import_run"}
     items.sort(key=lambda item: bool(reads_background & set(item.fixturenames)))
 
 
@@ -114,16 +110,18 @@ def finished(process):
 # Processes that import TensorFlow take seconds to start. These start when the
 # test session does, so that their start-up overlaps the other tests.
 BACKGROUND = {
-    # `python main.py` exactly as a learner runs it, with standard error merged
+    # `python main.py` as a learner runs it, long enough (seconds) to be stopped
+    # with Ctrl-C after its row at epoch 2000, with standard error merged
     # into standard output in the order they were written, as a terminal shows.
-    "default": (["main.py"], subprocess.STDOUT),
-    # A run long enough to be stopped with Ctrl-C, XLA-compiled so that
-    # TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL hides them. Its rows
-    # come every PROGRESS_SECONDS.
-    "long": (["main.py", "--jit-compile", "--epochs", "1000000000"], subprocess.PIPE),
+    # XLA-compiled, so that TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL
+    # hides them.
+    "long": (
+        ["main.py", "--jit-compile", "--epochs", "20000", "--num-examples", "10"],
+        subprocess.STDOUT,
+    ),
     # One process for two proofs, to spare the suite a third TensorFlow start-up.
     # First the INFO lines again, with the log level set only after the import;
-    # then main.py run as `python main.py --epochs 1e9 | head -6` would: its
+    # then main.py run as `python main.py --epochs 5000 | head -6` would: its
     # standard output is closed (below) once the table's header is out.
     "after_import": (
         [
@@ -132,7 +130,7 @@ BACKGROUND = {
                 "import os, runpy, sys; import tensorflow as tf; "
                 "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
                 "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3)); "
-                "sys.argv = ['main.py', '--epochs', '1e9']; runpy.run_path('main.py', run_name='__main__')"
+                "sys.argv = ['main.py', '--epochs', '5000']; runpy.run_path('main.py', run_name='__main__')"
             ),
         ],
         subprocess.PIPE,
@@ -167,13 +165,6 @@ def background():
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def main_py_run(background):
-    """(exit status, output) of `python main.py`: stdout and stderr, interleaved."""
-    status, output, _ = finished(background["default"])
-    return status, output
-
-
 def close_after_header(process):
     """Read up to the table's header, then close the pipe, as `head -6` would."""
     for line in process.stdout:
@@ -194,11 +185,12 @@ def press_ctrl_c_once_training(process, head):
 
 @pytest.fixture(scope="session")
 def interrupted_run(background):
-    """The long run, stopped with Ctrl-C once a row after row 0 was out."""
+    """(exit status, output) of the long run, stopped with Ctrl-C once a row
+    after row 0 was out."""
     ctrl_c, head = background["long_ctrl_c"]
     ctrl_c.join(timeout=120)
-    status, out, err = finished(background["long"])
-    return status, "".join(head) + out, err
+    status, out, _ = finished(background["long"])
+    return status, "".join(head) + out
 
 
 @pytest.fixture(scope="session")
