@@ -16,9 +16,11 @@ import textwrap
 import time
 from collections import namedtuple
 
-# TensorFlow reads both settings when it loads, so they come before its import.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide INFO and WARNING lines
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # reuse freed memory
+# TensorFlow takes both settings from the environment, so they come before its
+# import. The second makes it reuse freed memory: on big data, where oneDNN is off,
+# that makes an epoch about twice as fast (README's Performance).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide most INFO and WARNING lines
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import keras  # Keras 3, which comes with TensorFlow 2.16 and later
 import numpy as np
 import tensorflow as tf
@@ -31,7 +33,7 @@ NOISE_STD = 1.0  # standard deviation of the noise added to each y
 LEARNING_RATE = 0.1  # each update subtracts this times the gradient (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (section 6)
-SEED = 42  # same seed, same data: on one NumPy build and machine, NumPy promises
+SEED = 42  # same seed, same data (NumPy promises it on one build and machine)
 INITIAL = (5.0, 0.0)  # where W and b start: far from 3 and 2, so you see them move
 
 
@@ -88,16 +90,16 @@ def train_step(model, x, y, learning_rate):
     # loss: how fast L changes as W alone, or b alone, changes. By the chain rule,
     # d/dW (y - (x*W + b))**2 = -2*x*(y - (x*W + b)), so dL/dW =
     # -2*mean(x*(y - f(x))), and likewise dL/db = -2*mean(y - f(x)). The tape
-    # computes the same numbers from its record (a loss computed outside the
-    # block has none: README's FAQ). Ask it after the block, since asked inside,
-    # this tape stops recording. Ask it once: asked again, it raises RuntimeError
-    # (unless the tape was made with persistent=True).
+    # computes the same numbers from its record; for a loss computed outside the
+    # block it has none, and gives None. Ask it after the block: asked inside, it
+    # stops recording. Ask it once: asked again, it raises RuntimeError (unless the
+    # tape was made with persistent=True).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. Too large a rate overshoots (section
     # 7). assign_sub changes the Variable in place. `model.w = model.w - ...` would
-    # instead put a plain tensor in its place, which no tape watches (README's FAQ
-    # says what then goes wrong).
+    # instead put a plain tensor in its place, which no tape watches: the next
+    # gradient for it would be None.
     model.w.assign_sub(learning_rate * dloss_dw)
     model.b.assign_sub(learning_rate * dloss_db)
     return loss
@@ -125,8 +127,9 @@ def make_step(eager=False, jit_compile=False):
 # That is mini-batch gradient descent, which Keras's fit() does by default.
 def batches_of(x, y, batch_size):
     """x and y cut, in order, into (x, y) batches; the last may be smaller."""
-    # Slicing a NumPy array is instant, but a tf.function converts a NumPy array to
-    # a tensor at every call: so one batch of all the data is converted once, here.
+    # Slicing a NumPy array is instant, and slicing a tensor is an operation (a
+    # million take minutes), so batches are NumPy slices, which a tf.function
+    # converts at each call. One batch of all the data is converted once, here.
     if batch_size >= len(x):
         return [(tf.constant(x), tf.constant(y))]
     starts = range(0, len(x), batch_size)
@@ -141,15 +144,15 @@ def train(model, batches, learning_rate, epochs, step, report):
     for epoch in range(1, epochs + 1):
         for batch, (batch_x, batch_y) in enumerate(batches, start=1):
             loss = step(model, batch_x, batch_y, learning_rate)
-            if report(epoch, batch, model, loss):  # main.py's prints the table
+            if report(epoch, batch, model, loss):  # main.py's report: the table
                 return
 
 
-# 7. Where training ends, and which learning rates work (NumPy, float64). ---------
+# 7. The exact answer, and which learning rates work (NumPy, float64). -----------
 # Expand the square: the loss is W*W*mean(x*x) + 2*W*b*mean(x) + b*b
 # - 2*W*mean(x*y) - 2*b*mean(y) + mean(y*y). So five means of the data give it at
 # any W and b, with no pass over the data. NumPy computes them once, in float64
-# (about 16 digits), for each batch; the whole data's are their mean by batch size.
+# (about 16 digits), for each batch; the data's are their average, weighted by size.
 def batch_means(x, y, batch_size):
     """Each batch's five means (a column per batch), and the batch sizes."""
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
@@ -173,7 +176,8 @@ def loss_at(means, w, b):
 def gradient_terms(means):
     """(H, c); for means with a column per batch, an H and a c per batch."""
     mean_x, mean_xx, mean_xy, mean_y, _ = means
-    rows = [np.stack([mean_xx, mean_x], -1), np.stack([mean_x, mean_x**0], -1)]
+    ones = np.ones_like(mean_x)
+    rows = [np.stack([mean_xx, mean_x], -1), np.stack([mean_x, ones], -1)]
     return 2 * np.stack(rows, -2), 2 * np.stack([mean_xy, mean_y], -1)
 
 
@@ -189,13 +193,14 @@ def least_squares(means):
 # theta* to theta = (W, b). The gradient is H @ d, so a full-batch step turns d into
 # (I - rate*H) @ d, I being the identity matrix. H has two eigenvectors, directions
 # that H only scales, by its eigenvalues lam_min <= lam_max. Along each, a step
-# multiplies d by 1 - rate*lam. Both factors are below 1 in size, so d shrinks,
-# only if rate < 2/lam_max: main.py prints this limit as "stable below". Above it,
-# d grows along lam_max's eigenvector at every step: training diverges. The larger
-# of the two sizes, the factor by which d shrinks at least, is smallest at rate =
-# 2/(lam_min + lam_max), printed "balanced": no other rate guarantees as much
-# shrink per step. With x from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
-# so H is about 2*I: the limit is about 1 and the balanced rate about 0.5.
+# multiplies d by 1 - rate*lam. d shrinks along both only if both factors are
+# between -1 and 1, that is, if rate < 2/lam_max: main.py prints this limit as
+# "stable below". Above it, d grows along lam_max's eigenvector at every step, and
+# training diverges. Each step shrinks d at least by the larger of the factors'
+# sizes, which is smallest at rate = 2/(lam_min + lam_max), printed "balanced": no
+# other rate guarantees as much shrink per step. With x from N(0, 1), mean(x*x) is
+# about 1 and mean(x) about 0, so H is about 2*I: the limit is about 1 and the
+# balanced rate about 0.5.
 def stable_and_balanced(hessians):
     """(stable below, balanced) for one H a batch. With several batches: the
     smallest limit of any batch, and no balanced rate (None)."""
@@ -204,96 +209,8 @@ def stable_and_balanced(hessians):
     return float(np.min(2 / lam[:, 1])), balanced
 
 
-# With batches, each step has its own batch's H and c, and an epoch of steps turns
-# theta into A @ theta + a for some 2x2 A and a. If A's eigenvalues are below 1 in
-# size, W and b settle into a cycle: every epoch ends at the point the map leaves
-# in place, where (I - A) @ theta = a. That point is not least squares. As the rate
-# goes to 0, it tends to the minimizer of the sum of the batch losses: least squares
-# only if the batches have the same size, since a smaller batch's examples weigh
-# more in its mean.
-def epoch_map(hessians, pulls, rate):
-    """(A, a): one epoch of steps, in order, turns theta into A @ theta + a."""
-    # A step turns theta into theta - rate*(H @ theta - c) = M @ theta + rate*c,
-    # with M = I - rate*H. Each round composes pairs of steps, halving their number.
-    maps, shifts = np.eye(2) - rate * hessians, rate * pulls
-    while len(maps) > 1:
-        if len(maps) % 2:  # pair the odd one out with a step that changes nothing
-            maps = np.concatenate([maps, np.eye(2)[None]])
-            shifts = np.concatenate([shifts, np.zeros((1, 2))])
-        shifts = np.einsum("kij,kj->ki", maps[1::2], shifts[0::2]) + shifts[1::2]
-        maps = maps[1::2] @ maps[0::2]
-    return maps[0], shifts[0]
-
-
-# Section 7's numbers for a run: the data's five means, and each batch's; the batch
-# sizes; least squares; the two rates; the factor by which an epoch multiplies d in
-# the long run; where the cycle closes, and where it tends as the rate goes to 0.
-Facts = namedtuple(
-    "Facts", "means by_batch sizes fitted stable balanced factor cycle limit"
-)
-
-
-def learning_rate_facts(x, y, batch_size, rate):
-    """Facts for this data, batch size and learning rate."""
-    by_batch, sizes = batch_means(x, y, batch_size)
-    means = by_batch @ sizes / len(x)
-    hessians, pulls = gradient_terms(by_batch)
-    stable, balanced = stable_and_balanced(hessians)
-    growth, shift = epoch_map(hessians, pulls, rate)
-    factor = float(max(abs(np.linalg.eigvals(growth))))
-    cycle = np.linalg.solve(np.eye(2) - growth, shift) if factor < 1 else None
-    limit = np.linalg.solve(hessians.sum(0), pulls.sum(0))
-    fitted = least_squares(means)
-    return Facts(means, by_batch, sizes, fitted, stable, balanced, factor, cycle, limit)
-
-
-# How a run ended. float32 numbers near v are about eps*|v| apart (eps, about
-# 1.2e-7, is the gap after 1), and training stops a few such gaps from the exact
-# answer: so it counts as converged within 32 gaps of least squares, or 1e-4 if that
-# is more. An update of less than half the gap rounds away, and TensorFlow flushes
-# one below float32's smallest normal number (`tiny`) to 0.
-def how_it_ended(facts, end, rate):
-    """A dict: the run's `outcome`, and the numbers the verdict quotes for it.
-    end: (epoch, W, b) where the run stopped."""
-    epoch, w, b = end
-    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny
-    tolerance = float(f"{max(1e-4, 32 * eps * max(abs(facts.fitted))):.2g}")
-    gap = distance((w, b), facts.fitted)
-    told = {"gap": gap, "tolerance": tolerance, "factor": facts.factor}
-    if rate >= facts.stable and facts.factor >= 1:
-        return told | {"outcome": "grows"}  # d grows along one direction
-    if gap <= tolerance:
-        exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
-        return told | {"outcome": "exact" if exact else "converged"}
-    hessians, pulls = gradient_terms(facts.by_batch)
-    updates = np.abs(np.float32(rate) * (hessians @ (w, b) - pulls))  # every batch's
-    half_gaps = np.maximum(np.spacing(np.float32([w, b])) / 2, tiny)
-    stuck = [name for name, lost in zip("Wb", (updates < half_gaps).all(0)) if lost]
-    if stuck:
-        return told | {"outcome": "stuck", "stuck": " and ".join(stuck)}
-    if facts.balanced is None:  # batches: where the cycle closes, now and as rate -> 0
-        settled = distance((w, b), facts.cycle) <= tolerance
-        told |= {"cycle": distance(facts.cycle, facts.fitted)}
-        told |= {"limit": distance(facts.limit, facts.fitted)}
-        return told | {"outcome": "settled" if settled else "heading"}
-    # Near least squares, an epoch shrinks the distance d left by (1 - factor)*d in
-    # the slowest direction. Below the balanced rate, once that is less than half a
-    # float32 gap, it rounds away: W and b stop about `floor` from least squares.
-    # Above it, d swings across least squares, and rounding can lock W and b into
-    # a two-step swing anywhere up to `floor` from it.
-    spacing = max(np.spacing(np.float32(np.abs(facts.fitted))))
-    floor = spacing / (2 * max(1 - facts.factor, 1e-300))
-    if floor >= tolerance:
-        swings = rate > facts.balanced
-        return told | {"outcome": "swing" if swings else "floor", "floor": floor}
-    # Each epoch multiplies the distance by at most the factor; rounding adds floor.
-    more = math.log((tolerance - floor) / gap) / math.log(facts.factor)
-    return told | {"outcome": "slow", "epochs": epoch + math.ceil(more)}
-
-
-def distance(point, other):
-    """The straight-line distance between two (W, b) points."""
-    return math.hypot(point[0] - other[0], point[1] - other[1])
+# With batches, each step follows its own batch's H and c, so W and b never settle
+# on least squares; the verdict, below the banner, works out where they do.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -302,10 +219,11 @@ class KerasLine(keras.Model):
 
     def __init__(self, initial_w, initial_b):
         super().__init__()
-        # add_weight, not tf.Variable. TensorFlow's guide stores a keras.Model's
-        # weights as tf.Variable attributes, but Keras 3 does not track those:
-        # they stay out of trainable_weights, the list fit() trains, so fit() trains
-        # nothing, with only a warning. An initializer sets a weight's first value.
+        # add_weight, not tf.Variable. TensorFlow's "Basic training loops" guide
+        # stores a keras.Model's weights as tf.Variable attributes, but Keras 3
+        # does not track those: they stay out of trainable_weights, the list fit()
+        # trains, so fit() trains nothing, with only a warning. An initializer sets
+        # a weight's first value.
         constant = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=constant(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=constant(initial_b), name="b")
@@ -355,34 +273,23 @@ class ReportEachEpoch(keras.callbacks.Callback):
 
 # 9. All together: what `python main.py` runs. ------------------------------------
 def run(args):
-    """Sections 1 to 8 in order, with the table, the verdict and the figure from
-    the machinery below; return the exit status."""
+    """Sections 1 to 8 put together, with the table, the verdict and the figure
+    from the machinery below; return the exit status."""
     x, y = make_data(args.num_examples, TRUE_W, TRUE_B, args.noise, args.seed)
     model = LinearModel(*INITIAL)  # TensorFlow's start-up lines print here
     step = make_step(args.eager, args.jit_compile)
     batch_size = min(args.batch_size or len(x), len(x))
     batches = batches_of(x, y, batch_size)
-    rate = args.learning_rate
-    facts = learning_rate_facts(x, y, batch_size, rate)
+    facts = learning_rate_facts(x, y, batch_size, args.learning_rate)  # below
     print_header(args, facts)
     table = Progress(args.epochs, facts, "batch mean" if args.keras else None)
-    train(model, batches, rate, args.epochs, step, report=table)
-    ended = how_it_ended(facts, table.last[:3], rate)
-    diverges = table.diverged is not None or ended["outcome"] == "grows"
-    if diverges:
-        print(cannot_converge(table, ended, rate, facts), file=sys.stderr)
-    else:
-        learned = ("learned", table.last.w, table.last.b)
-        print(summary(facts, [learned, ("least-squares", *facts.fitted)]))
-        print(verdict(ended, rate, facts))
-        print(table.timing(tracing=not args.eager))
-    if args.keras and diverges:
-        print("keras fit() was not run: it would take the same steps.", file=sys.stderr)
-    elif args.keras:
+    train(model, batches, args.learning_rate, args.epochs, step, report=table)
+    status = conclude(args, table, facts)  # the summary and the verdict
+    if args.keras and status == 0:
         fit_and_compare(args, x, y, batch_size, facts, table.last)
     if args.plot is not None and not save_figure(args.plot, x, y, table, facts):
         return 2
-    return 1 if diverges else 0
+    return status
 
 
 # ==================================================================================
@@ -520,6 +427,118 @@ class Progress:
         return line + f",\nthen {each:.3f} ms per epoch."
 
 
+# How main.py judges a run. ----------------------------------------------------
+# With batches, each step has its own batch's H and c, and an epoch of steps turns
+# theta into A @ theta + a for some 2x2 A and a. If A's eigenvalues are below 1 in
+# size, W and b settle into a cycle: every epoch ends at the point the map leaves
+# in place, where (I - A) @ theta = a. That point is not least squares. As the rate
+# goes to 0, it tends to the minimizer of the sum of the batch losses: least squares
+# only if the batches have the same size, since a smaller batch's examples weigh
+# more in its mean.
+def epoch_map(hessians, pulls, rate):
+    """(A, a): one epoch of steps, in order, turns theta into A @ theta + a."""
+    # A step turns theta into theta - rate*(H @ theta - c) = M @ theta + rate*c,
+    # with M = I - rate*H. Each round composes pairs of steps, halving their number.
+    maps, shifts = np.eye(2) - rate * hessians, rate * pulls
+    while len(maps) > 1:
+        if len(maps) % 2:  # pair the odd one out with a step that changes nothing
+            maps = np.concatenate([maps, np.eye(2)[None]])
+            shifts = np.concatenate([shifts, np.zeros((1, 2))])
+        shifts = np.einsum("kij,kj->ki", maps[1::2], shifts[0::2]) + shifts[1::2]
+        maps = maps[1::2] @ maps[0::2]
+    return maps[0], shifts[0]
+
+
+# What the table and the verdict need of a run: the data's five means, and each
+# batch's; the batch sizes; least squares; the two rates; the factor by which an
+# epoch multiplies d in the long run (A's largest eigenvalue size); where the cycle
+# closes, and where it tends as the rate goes to 0.
+Facts = namedtuple(
+    "Facts", "means by_batch sizes fitted stable balanced factor cycle limit"
+)
+
+
+def learning_rate_facts(x, y, batch_size, rate):
+    """Facts for this data, batch size and learning rate."""
+    by_batch, sizes = batch_means(x, y, batch_size)
+    means = by_batch @ sizes / len(x)
+    hessians, pulls = gradient_terms(by_batch)
+    stable, balanced = stable_and_balanced(hessians)
+    growth, shift = epoch_map(hessians, pulls, rate)
+    factor = float(max(abs(np.linalg.eigvals(growth))))
+    cycle = np.linalg.solve(np.eye(2) - growth, shift) if factor < 1 else None
+    limit = np.linalg.solve(hessians.sum(0), pulls.sum(0))
+    fitted = least_squares(means)
+    return Facts(means, by_batch, sizes, fitted, stable, balanced, factor, cycle, limit)
+
+
+# How a run ended. float32 numbers near v are about eps*|v| apart (eps, about
+# 1.2e-7, is the gap after 1), and at a good rate training stops a few such gaps
+# from the exact answer: so it counts as converged within 32 gaps of least
+# squares, or 1e-4 if that is more. An update of less than half the gap rounds
+# away, and TensorFlow flushes one below float32's smallest normal number (`tiny`)
+# to 0.
+def how_it_ended(facts, end, rate):
+    """A dict: the run's `outcome`, and the numbers the verdict quotes for it.
+    end: (epoch, W, b) where the run stopped."""
+    epoch, w, b = end
+    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny
+    tolerance = float(f"{max(1e-4, 32 * eps * max(abs(facts.fitted))):.2g}")
+    gap = distance((w, b), facts.fitted)
+    told = {"gap": gap, "tolerance": tolerance, "factor": facts.factor}
+    if rate >= facts.stable and facts.factor >= 1:
+        return told | {"outcome": "grows"}  # d grows along one direction
+    if gap <= tolerance:
+        exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
+        return told | {"outcome": "exact" if exact else "converged"}
+    hessians, pulls = gradient_terms(facts.by_batch)
+    updates = np.abs(np.float32(rate) * (hessians @ (w, b) - pulls))  # every batch's
+    half_gaps = np.maximum(np.spacing(np.float32([w, b])) / 2, tiny)
+    stuck = [name for name, lost in zip("Wb", (updates < half_gaps).all(0)) if lost]
+    if stuck:
+        return told | {"outcome": "stuck", "stuck": " and ".join(stuck)}
+    if facts.balanced is None:  # batches: where the cycle closes, now and as rate -> 0
+        settled = distance((w, b), facts.cycle) <= tolerance
+        told |= {"cycle": distance(facts.cycle, facts.fitted)}
+        told |= {"limit": distance(facts.limit, facts.fitted)}
+        return told | {"outcome": "settled" if settled else "heading"}
+    # Near least squares, an epoch shrinks the distance d left by (1 - factor)*d in
+    # the slowest direction. Below the balanced rate, once that is less than half a
+    # float32 gap, it rounds away: W and b stop about `floor` from least squares.
+    # Above it, d swings across least squares, and rounding can lock W and b into
+    # a two-step swing anywhere up to `floor` from it.
+    spacing = max(np.spacing(np.float32(np.abs(facts.fitted))))
+    floor = spacing / (2 * max(1 - facts.factor, 1e-300))
+    if floor >= tolerance:
+        swings = rate > facts.balanced
+        return told | {"outcome": "swing" if swings else "floor", "floor": floor}
+    # Each epoch multiplies the distance by at most the factor, and rounding keeps
+    # it within about `floor` of that.
+    more = math.log((tolerance - floor) / gap) / math.log(facts.factor)
+    return told | {"outcome": "slow", "epochs": epoch + math.ceil(more)}
+
+
+def distance(point, other):
+    """The straight-line distance between two (W, b) points."""
+    return math.hypot(point[0] - other[0], point[1] - other[1])
+
+
+def conclude(args, table, facts):
+    """Print the summary and the verdict, or why the run cannot converge; return
+    the exit status: 1 if it cannot, else 0."""
+    ended = how_it_ended(facts, table.last[:3], args.learning_rate)
+    if table.diverged is None and ended["outcome"] != "grows":
+        learned = ("learned", table.last.w, table.last.b)
+        print(summary(facts, [learned, ("least-squares", *facts.fitted)]))
+        print(verdict(ended, args.learning_rate, facts))
+        print(table.timing(tracing=not args.eager))
+        return 0
+    print(cannot_converge(table, ended, args.learning_rate, facts), file=sys.stderr)
+    if args.keras:
+        print("keras fit() was not run: it would take the same steps.", file=sys.stderr)
+    return 1
+
+
 # The verdict on each outcome of how_it_ended(), filled in from the dict it returns.
 HEAD = "W and b are {gap:.1e} from least squares (tolerance {tolerance:g})."
 VERDICTS = {
@@ -577,7 +596,8 @@ def cannot_converge(table, ended, rate, facts):
         )
         text += " its loss has not grown past 10 times its start."
     if ended["outcome"] == "grows":
-        text += f"\nEach epoch multiplies the distance from least squares by {facts.factor:.6g}."
+        grows = f"multiplies the distance from least squares by {facts.factor:.6g}"
+        text += f"\nEach epoch {grows}."
     if facts.balanced is not None and rate >= facts.stable:  # one batch: limit exact
         limit = rounded_down(facts.stable)
         text += (
@@ -590,7 +610,8 @@ def rate_advice(rate, facts):
     """The advice on the rate: toward balanced, or with batches, the limit."""
     if facts.balanced is None:
         toward = "smaller" if rate >= facts.stable else "larger"
-        return f"a {toward} --learning-rate (every step is stable below {rounded_down(facts.stable)})"
+        limit = rounded_down(facts.stable)
+        return f"a {toward} --learning-rate (every step is stable below {limit})"
     toward = "smaller" if rate > facts.balanced else "larger"
     return f"a {toward} --learning-rate (balanced {facts.balanced:.5f})"
 

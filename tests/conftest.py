@@ -130,7 +130,8 @@ BACKGROUND = {
                 "import os, runpy, sys; import tensorflow as tf; "
                 "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
                 "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3)); "
-                "sys.argv = ['main.py', '--epochs', '5000']; runpy.run_path('main.py', run_name='__main__')"
+                "sys.argv = ['main.py', '--epochs', '5000']; "
+                "runpy.run_path('main.py', run_name='__main__')"
             ),
         ],
         subprocess.PIPE,

@@ -267,18 +267,24 @@ def test_plot_without_matplotlib_exits_2_saying_how_to_install(
     assert "--plot" in err and "pip install matplotlib" in err
 
 
+@pytest.fixture
+def drawn(monkeypatch):
+    """{"walk": the path of W and b} that main.draw() is given, once it is."""
+    pytest.importorskip("matplotlib")
+    given = {}
+    real_draw = main.draw
+    monkeypatch.setattr(
+        main, "draw", lambda *args: given.update(walk=args[4]) or real_draw(*args)
+    )
+    return given
+
+
 @pytest.mark.parametrize("batch_size", [None, "100"])
 def test_plot_writes_a_png_with_the_path_of_w_and_b(
-    capsys, monkeypatch, tmp_path, batch_size
+    capsys, drawn, tmp_path, batch_size
 ):
     """--plot PATH saves a real PNG (its 8-byte signature), its path panel from
     the run's own first updates: one an epoch, or one a batch."""
-    pytest.importorskip("matplotlib")
-    saved = {}
-    real_draw = main.draw
-    monkeypatch.setattr(
-        main, "draw", lambda *args: saved.update(walk=args[4]) or real_draw(*args)
-    )
     path = tmp_path / "run.PNG"
     argv = ["--epochs", "5", "--plot", str(path)]
     argv += ["--batch-size", batch_size] if batch_size else []
@@ -286,9 +292,9 @@ def test_plot_writes_a_png_with_the_path_of_w_and_b(
     assert status == 0 and f"Saved the figure to {path}" in out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     steps = 5 * (10 if batch_size else 1)
-    assert len(saved["walk"]) == steps + 1 and tuple(saved["walk"][0]) == (5.0, 0.0)
+    assert len(drawn["walk"]) == steps + 1 and tuple(drawn["walk"][0]) == (5.0, 0.0)
     rows = table(out)
-    assert tuple(saved["walk"][-1]) == pytest.approx(rows[-1][1:3], abs=1e-5)
+    assert tuple(drawn["walk"][-1]) == pytest.approx(rows[-1][1:3], abs=1e-5)
 
 
 @pytest.mark.parametrize("where", ["no/such/folder/figure.png", "x" * 300 + ".png"])
@@ -305,19 +311,13 @@ def test_plot_that_fails_to_save_exits_2_after_training_with_one_line(
     assert err.startswith(f"main.py: error: argument --plot: cannot write {where!r}: ")
 
 
-def test_a_diverged_run_saves_its_figure_too(capsys, monkeypatch, tmp_path):
+def test_a_diverged_run_saves_its_figure_too(capsys, drawn, tmp_path):
     """--plot with a run that diverges: the path out of the bowl is saved."""
-    pytest.importorskip("matplotlib")
-    saved = {}
-    real_draw = main.draw
-    monkeypatch.setattr(
-        main, "draw", lambda *args: saved.update(walk=args[4]) or real_draw(*args)
-    )
     path = tmp_path / "diverged.png"
     status, out, _ = run_main(capsys, "--learning-rate", "1.5", "--plot", str(path))
     assert status == 1 and f"Saved the figure to {path}" in out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(saved["walk"]) == 3  # the start, and both steps before it blew up
+    assert len(drawn["walk"]) == 3  # the start, and both steps before it blew up
 
 
 def test_main_runs_with_an_output_that_cannot_be_reconfigured(monkeypatch):

@@ -161,8 +161,8 @@ def test_stuck_names_all_that_is_stuck(capsys, train_on, rate, stuck):
     text = " ".join(out.split())
     assert status == 0 and "Not converged: W and b are" in text
     assert (
-        f"Not converged: W and b are 2.8e+00 from least squares (tolerance 0.0001). {stuck}"
-        in text
+        "Not converged: W and b are 2.8e+00 from least squares (tolerance 0.0001)."
+        f" {stuck}" in text
     )
     x, y = main.make_data(1000, 3.0, 2.0, 1.0, 42)
     history, _ = train_on(x, y, float(rate), 3)
