@@ -111,25 +111,22 @@ def finished(process):
 # test session does, so that their start-up overlaps the other tests.
 BACKGROUND = {
     # `python main.py` as a learner runs it, long enough (seconds) to be stopped
-    # with Ctrl-C after its row at epoch 2000, with standard error merged
-    # into standard output in the order they were written, as a terminal shows.
-    # XLA-compiled, so that TensorFlow logs INFO lines unless TF_CPP_MIN_LOG_LEVEL
-    # hides them.
+    # with Ctrl-C after its row at epoch 2000, with standard error merged into
+    # standard output in the order they were written, as a terminal shows.
     "long": (
-        ["main.py", "--jit-compile", "--epochs", "20000", "--num-examples", "10"],
+        ["main.py", "--epochs", "20000", "--num-examples", "10"],
         subprocess.STDOUT,
     ),
     # One process for two proofs, to spare the suite a third TensorFlow start-up.
-    # First the INFO lines again, with the log level set only after the import;
-    # then main.py run as `python main.py --epochs 5000 | head -6` would: its
-    # standard output is closed (below) once the table's header is out.
+    # First TensorFlow's start-up lines with the log level set only after the
+    # import; then main.py run as `python main.py --epochs 5000 | head -6` would:
+    # its standard output is closed (below) once the table's header is out.
     "after_import": (
         [
             "-c",
             (
                 "import os, runpy, sys; import tensorflow as tf; "
                 "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; "
-                "tf.function(lambda x: 2.0 * x, jit_compile=True)(tf.ones(3)); "
                 "sys.argv = ['main.py', '--epochs', '5000']; "
                 "runpy.run_path('main.py', run_name='__main__')"
             ),
