@@ -17,8 +17,8 @@ import time
 from collections import namedtuple
 
 # TensorFlow takes both settings from the environment, so they come before its
-# import. The second makes it reuse freed memory: on big data, where oneDNN is off,
-# that makes an epoch about twice as fast (README's Performance).
+# import. The second makes it keep and reuse freed memory: on big data, where
+# oneDNN (Intel's fast CPU routines) is off, an epoch is then twice as fast.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide most INFO and WARNING lines
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import keras  # Keras 3, which comes with TensorFlow 2.16 and later
@@ -33,7 +33,7 @@ NOISE_STD = 1.0  # standard deviation of the noise added to each y
 LEARNING_RATE = 0.1  # each update subtracts this times the gradient (section 4)
 EPOCHS = 100  # passes over the data
 BATCH_SIZE = None  # examples per update; None: all of them (section 6)
-SEED = 42  # same seed, same data (NumPy promises it on one build and machine)
+SEED = 42  # same seed, same data (NumPy promises so for one build and machine)
 INITIAL = (5.0, 0.0)  # where W and b start: far from 3 and 2, so you see them move
 
 
@@ -128,8 +128,9 @@ def make_step(eager=False, jit_compile=False):
 def batches_of(x, y, batch_size):
     """x and y cut, in order, into (x, y) batches; the last may be smaller."""
     # Slicing a NumPy array is instant, and slicing a tensor is an operation (a
-    # million take minutes), so batches are NumPy slices, which a tf.function
-    # converts at each call. One batch of all the data is converted once, here.
+    # million tensor slices take minutes), so batches are NumPy slices, which a
+    # tf.function converts at each call. One batch of all the data is converted
+    # once, here, with tf.constant (a tensor from an array).
     if batch_size >= len(x):
         return [(tf.constant(x), tf.constant(y))]
     starts = range(0, len(x), batch_size)
@@ -144,7 +145,9 @@ def train(model, batches, learning_rate, epochs, step, report):
     for epoch in range(1, epochs + 1):
         for batch, (batch_x, batch_y) in enumerate(batches, start=1):
             loss = step(model, batch_x, batch_y, learning_rate)
-            if report(epoch, batch, model, loss):  # main.py's report: the table
+            # main.py's report prints the table. Its loss is at W and b after the
+            # epoch, from section 7's five means: not `loss`, from before the step.
+            if report(epoch, batch, model, loss):
                 return
 
 
@@ -196,11 +199,11 @@ def least_squares(means):
 # multiplies d by 1 - rate*lam. d shrinks along both only if both factors are
 # between -1 and 1, that is, if rate < 2/lam_max: main.py prints this limit as
 # "stable below". Above it, d grows along lam_max's eigenvector at every step, and
-# training diverges. Each step shrinks d at least by the larger of the factors'
-# sizes, which is smallest at rate = 2/(lam_min + lam_max), printed "balanced": no
-# other rate guarantees as much shrink per step. With x from N(0, 1), mean(x*x) is
-# about 1 and mean(x) about 0, so H is about 2*I: the limit is about 1 and the
-# balanced rate about 0.5.
+# training diverges. Each step multiplies d's length by at most the larger of the
+# factors' sizes, which is smallest at rate = 2/(lam_min + lam_max), printed
+# "balanced": no other rate guarantees as much shrink per step. With x from
+# N(0, 1), mean(x*x) is about 1 and mean(x) about 0, so H is about 2*I: the limit
+# is about 1 and the balanced rate about 0.5.
 def stable_and_balanced(hessians):
     """(stable below, balanced) for one H a batch. With several batches: the
     smallest limit of any batch, and no balanced rate (None)."""
@@ -209,8 +212,9 @@ def stable_and_balanced(hessians):
     return float(np.min(2 / lam[:, 1])), balanced
 
 
-# With batches, each step follows its own batch's H and c, so W and b never settle
-# on least squares; the verdict, below the banner, works out where they do.
+# With batches, each step follows its own batch's H and c, so W and b can at best
+# settle into a cycle near least squares, not on it (unless every batch has the
+# same best line, as with --noise 0); the verdict, below the banner, says where.
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -221,9 +225,9 @@ class KerasLine(keras.Model):
         super().__init__()
         # add_weight, not tf.Variable. TensorFlow's "Basic training loops" guide
         # stores a keras.Model's weights as tf.Variable attributes, but Keras 3
-        # does not track those: they stay out of trainable_weights, the list fit()
-        # trains, so fit() trains nothing, with only a warning. An initializer sets
-        # a weight's first value.
+        # does not track those: they stay out of trainable_weights (Keras's name
+        # for trainable_variables), the list fit() trains, so fit() trains
+        # nothing, with only a warning. An initializer sets a weight's first value.
         constant = keras.initializers.Constant
         self.w = self.add_weight(shape=(), initializer=constant(initial_w), name="w")
         self.b = self.add_weight(shape=(), initializer=constant(initial_b), name="b")
@@ -596,8 +600,8 @@ def cannot_converge(table, ended, rate, facts):
         )
         text += " its loss has not grown past 10 times its start."
     if ended["outcome"] == "grows":
-        grows = f"multiplies the distance from least squares by {facts.factor:.6g}"
-        text += f"\nEach epoch {grows}."
+        grows = f"the distance from least squares grows {facts.factor:.6g} times"
+        text += f"\nIn the long run, {grows} an epoch."
     if facts.balanced is not None and rate >= facts.stable:  # one batch: limit exact
         limit = rounded_down(facts.stable)
         text += (

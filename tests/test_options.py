@@ -393,7 +393,7 @@ def test_above_the_limit_the_growth_printed_is_what_each_epoch_does(capsys, rate
     """The factor printed is |1 - rate*lam_max|, and the distance from least
     squares, left to run, grows by it each epoch (float64, by hand)."""
     status, _, err = run_main(capsys, "--learning-rate", rate, "--epochs", "1")
-    printed = float(re.search(r"by (\d+\.\d+)\.", err)[1])
+    printed = float(re.search(r"grows (\d+\.\d+) times", err)[1])
     x, y = (a.astype(np.float64) for a in default_data_arrays())
     fitted = np.array(default_fitted())
     theta, growth = np.array(main.INITIAL), []

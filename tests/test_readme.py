@@ -59,7 +59,7 @@ def output_of(capsys, command):
 
 
 def test_readme_has_the_output_blocks_this_test_expects():
-    assert len(BLOCKS) >= 8
+    assert len(BLOCKS) >= 7
     assert BLOCKS[0][0] == "main.py" and "..." not in BLOCKS[0][1]
 
 
