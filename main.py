@@ -453,12 +453,12 @@ def epoch_map(hessians, pulls, rate):
     return maps[0], shifts[0]
 
 
-# What the table and the verdict need of a run: the data's five means, and each
-# batch's; the batch sizes; least squares; the two rates; the factor by which an
-# epoch multiplies d in the long run (A's largest eigenvalue size); where the cycle
-# closes, and where it tends as the rate goes to 0.
+# What the table and the verdict need of a run: the data's five means; each
+# batch's H and c; the batch sizes; least squares; the two rates; the factor by
+# which an epoch multiplies d in the long run (A's largest eigenvalue size); where
+# the cycle closes, and where it tends as the rate goes to 0.
 Facts = namedtuple(
-    "Facts", "means by_batch sizes fitted stable balanced factor cycle limit"
+    "Facts", "means hessians pulls sizes fitted stable balanced factor cycle limit"
 )
 
 
@@ -473,7 +473,8 @@ def learning_rate_facts(x, y, batch_size, rate):
     cycle = np.linalg.solve(np.eye(2) - growth, shift) if factor < 1 else None
     limit = np.linalg.solve(hessians.sum(0), pulls.sum(0))
     fitted = least_squares(means)
-    return Facts(means, by_batch, sizes, fitted, stable, balanced, factor, cycle, limit)
+    rates = (stable, balanced, factor)
+    return Facts(means, hessians, pulls, sizes, fitted, *rates, cycle, limit)
 
 
 # How a run ended. float32 numbers near v are about eps*|v| apart (eps, about
@@ -495,8 +496,8 @@ def how_it_ended(facts, end, rate):
     if gap <= tolerance:
         exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
         return told | {"outcome": "exact" if exact else "converged"}
-    hessians, pulls = gradient_terms(facts.by_batch)
-    updates = np.abs(np.float32(rate) * (hessians @ (w, b) - pulls))  # every batch's
+    gradients = facts.hessians @ (w, b) - facts.pulls  # every batch's
+    updates = np.abs(np.float32(rate) * gradients)
     half_gaps = np.maximum(np.spacing(np.float32([w, b])) / 2, tiny)
     stuck = [name for name, lost in zip("Wb", (updates < half_gaps).all(0)) if lost]
     if stuck:
@@ -533,7 +534,8 @@ def conclude(args, table, facts):
     ended = how_it_ended(facts, table.last[:3], args.learning_rate)
     if table.diverged is None and ended["outcome"] != "grows":
         learned = ("learned", table.last.w, table.last.b)
-        print(summary(facts, [learned, ("least-squares", *facts.fitted)]))
+        rows = [learned, ("least-squares", *facts.fitted), ("true", TRUE_W, TRUE_B)]
+        print(summary(facts, rows))
         print(verdict(ended, args.learning_rate, facts))
         print(table.timing(tracing=not args.eager))
         return 0
@@ -642,9 +644,9 @@ def number(value, width=12):
 
 
 def summary(facts, rows):
-    """A line per (label, W, b), each with the loss there, then the true line's."""
+    """A line per (label, W, b), each with the loss there."""
     lines = [""]
-    for label, w, b in [*rows, ("true", TRUE_W, TRUE_B)] if len(rows) > 1 else rows:
+    for label, w, b in rows:
         loss = number(loss_at(facts.means, w, b))
         lines.append(f"{label:<15}W={number(w)}  b={number(b)}  loss={loss}")
     return "\n".join(lines)
