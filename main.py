@@ -1,8 +1,8 @@
 """Fit f(x) = x*W + b by hand in TensorFlow 2, then see Keras's fit() do the same.
 
-Read sections 1 to 9 in order: section 9, run(), puts 1 to 8 together, and it is
-what `python main.py` runs. After the banner (a line of ===) comes machinery you
-may skip: the command line, the table, the verdict's wording and the figure.
+Read sections 1 to 9 in order; section 9, run(), is what `python main.py` runs.
+After the banner (a line of ===) comes machinery you may skip: the command line,
+the table, the verdict and the figure.
 
     python main.py            # train with the settings below; --help for options
     python main.py --keras    # then the same training through Keras's fit()
@@ -16,9 +16,9 @@ import textwrap
 import time
 from collections import namedtuple
 
-# TensorFlow takes both settings from the environment, so they come before its
-# import. The second makes it keep and reuse freed memory: on big data, where
-# oneDNN (Intel's fast CPU routines) is off, an epoch is then twice as fast.
+# TensorFlow reads these two settings as it is imported, so they come first. The
+# second makes it keep and reuse freed memory: on big data, where oneDNN (Intel's
+# fast CPU routines) is off, an epoch is then twice as fast.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide most INFO and WARNING lines
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import keras  # Keras 3, which comes with TensorFlow 2.16 and later
@@ -53,15 +53,15 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
 
 # 2. Model: a tf.Module holding two tf.Variables. ---------------------------------
 class LinearModel(tf.Module):
-    """f(x) = x*w + b, with w and b as trainable tf.Variables."""
+    """f(x) = x*w + b. tf.Module, TensorFlow's base class for models, finds the
+    Variables stored on it: model.trainable_variables lists them."""
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
         # A tensor is TensorFlow's array, and it cannot change once made. A
         # tf.Variable holds a value that can change, as training needs for w and b.
         # Variables are trainable unless made with trainable=False, and gradient
-        # tapes (section 4) watch the trainable ones. tf.Module, TensorFlow's base
-        # class for models, lists them in model.trainable_variables.
+        # tapes (section 4) watch the trainable ones.
         self.w = tf.Variable(initial_w, dtype=tf.float32, name="w")
         self.b = tf.Variable(initial_b, dtype=tf.float32, name="b")
 
@@ -83,17 +83,15 @@ def train_step(model, x, y, learning_rate):
     """Update model.w and model.b in place; return the loss from before the update."""
     # A GradientTape records the operations run inside its `with` block, so the
     # loss is computed there. The tape watches the trainable Variables those
-    # operations use. It watches a plain tensor only after tape.watch(tensor).
+    # operations use, and a plain tensor only after tape.watch(tensor).
     with tf.GradientTape() as tape:
         loss = mean_squared_error(y, model(x))
     # The gradient is the pair of partial derivatives (dL/dW, dL/db), L being the
     # loss: how fast L changes as W alone, or b alone, changes. By the chain rule,
     # d/dW (y - (x*W + b))**2 = -2*x*(y - (x*W + b)), so dL/dW =
     # -2*mean(x*(y - f(x))), and likewise dL/db = -2*mean(y - f(x)). The tape
-    # computes the same numbers from its record; for a loss computed outside the
-    # block it has none, and gives None. Ask it after the block: asked inside, it
-    # stops recording. Ask it once: asked again, it raises RuntimeError (unless the
-    # tape was made with persistent=True).
+    # computes the same numbers from its record. Ask it after the block, and once:
+    # a second call raises RuntimeError (README's FAQ: when the answer is None).
     dloss_dw, dloss_db = tape.gradient(loss, [model.w, model.b])
     # The gradient points uphill, so step against it: subtract learning_rate times
     # the gradient. That is gradient descent. Too large a rate overshoots (section
@@ -127,10 +125,8 @@ def make_step(eager=False, jit_compile=False):
 # That is mini-batch gradient descent, which Keras's fit() does by default.
 def batches_of(x, y, batch_size):
     """x and y cut, in order, into (x, y) batches; the last may be smaller."""
-    # Slicing a NumPy array is instant, and slicing a tensor is an operation (a
-    # million tensor slices take minutes), so batches are NumPy slices, which a
-    # tf.function converts at each call. One batch of all the data is converted
-    # once, here, with tf.constant (a tensor from an array).
+    # NumPy slices cost nothing, and a tf.function converts them at each call. One
+    # batch of all the data is made a tensor (tf.constant) once, here.
     if batch_size >= len(x):
         return [(tf.constant(x), tf.constant(y))]
     starts = range(0, len(x), batch_size)
@@ -138,83 +134,50 @@ def batches_of(x, y, batch_size):
 
 
 def train(model, batches, learning_rate, epochs, step, report):
-    """Run `epochs` epochs of step() over the batches. report is a callback, a
-    function train() calls: report(epoch, batch, model, loss) at the start (epoch
-    0, batch 0) and after each step. If it returns True, training stops."""
+    """Run `epochs` epochs of step() over the batches. report(epoch, batch, model,
+    loss) is called at the start (epoch 0, batch 0) and after each step: main.py's
+    prints the table. If it returns True, training stops."""
     report(0, 0, model, None)
     for epoch in range(1, epochs + 1):
         for batch, (batch_x, batch_y) in enumerate(batches, start=1):
             loss = step(model, batch_x, batch_y, learning_rate)
-            # main.py's report prints the table. Its loss is at W and b after the
-            # epoch, from section 7's five means: not `loss`, from before the step.
             if report(epoch, batch, model, loss):
                 return
 
 
-# 7. The exact answer, and which learning rates work (NumPy, float64). -----------
-# Expand the square: the loss is W*W*mean(x*x) + 2*W*b*mean(x) + b*b
-# - 2*W*mean(x*y) - 2*b*mean(y) + mean(y*y). So five means of the data give it at
-# any W and b, with no pass over the data. NumPy computes them once, in float64
-# (about 16 digits), for each batch; the data's are their average, weighted by size.
-def batch_means(x, y, batch_size):
-    """Each batch's five means (a column per batch), and the batch sizes."""
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    starts = np.arange(0, len(x), batch_size)
-    sizes = np.diff(np.append(starts, len(x)))
-    products = [x64, x64 * x64, x64 * y64, y64, y64 * y64]
-    # np.add.reduceat sums each product from each batch's start to the next.
-    return np.array([np.add.reduceat(p, starts) for p in products]) / sizes, sizes
-
-
-def loss_at(means, w, b):
-    """mean((y - (x*w + b))**2) from the data's five means."""
-    mean_x, mean_xx, mean_xy, mean_y, mean_yy = means
-    with_w = w * w * mean_xx + 2 * w * b * mean_x - 2 * w * mean_xy
-    return with_w + b * b - 2 * b * mean_y + mean_yy
-
-
-# Section 4's derivatives are linear in W and b: the gradient at theta = (W, b) is
-# H @ theta - c, with H = 2*[[mean(x*x), mean(x)], [mean(x), 1]] (the loss's second
-# derivatives, its Hessian) and c = 2*[mean(x*y), mean(y)].
-def gradient_terms(means):
-    """(H, c); for means with a column per batch, an H and a c per batch."""
-    mean_x, mean_xx, mean_xy, mean_y, _ = means
-    ones = np.ones_like(mean_x)
-    rows = [np.stack([mean_xx, mean_x], -1), np.stack([mean_x, ones], -1)]
-    return 2 * np.stack(rows, -2), 2 * np.stack([mean_xy, mean_y], -1)
-
-
+# 7. The exact answer, and which learning rates work. -----------------------------
+# Training stops where the gradient is 0. Setting section 4's two derivatives to 0
+# gives two equations, linear in W and b:
+#     mean(x*x)*W + mean(x)*b = mean(x*y)
+#     mean(x)*W   +         b = mean(y)
+# NumPy solves them in float64 (about 16 digits). Their answer, least squares, is
+# the best line for this sample: near W=3, b=2, but not on it, as a sample's noise
+# does not cancel out exactly. Full-batch training at a good rate ends there.
 def least_squares(means):
-    """The (W, b) of lowest loss, where the gradient H @ theta - c is 0."""
-    # Gradient descent stops where the gradient is 0 too, so full-batch training at
-    # a rate that converges (below) ends here: at the best line for this sample,
-    # near W=3, b=2 but not on it.
-    return np.linalg.solve(*gradient_terms(means))
+    """The (W, b) where the gradient is 0; means: the data's mean(x), mean(x*x),
+    mean(x*y), mean(y) and mean(y*y), which main.py computes once, in float64."""
+    mean_x, mean_xx, mean_xy, mean_y, _ = means
+    return np.linalg.solve([[mean_xx, mean_x], [mean_x, 1]], [mean_xy, mean_y])
 
 
-# Which learning rates work. Call d = theta - theta* the vector from least squares
-# theta* to theta = (W, b). The gradient is H @ d, so a full-batch step turns d into
-# (I - rate*H) @ d, I being the identity matrix. H has two eigenvectors, directions
-# that H only scales, by its eigenvalues lam_min <= lam_max. Along each, a step
-# multiplies d by 1 - rate*lam. d shrinks along both only if both factors are
-# between -1 and 1, that is, if rate < 2/lam_max: main.py prints this limit as
-# "stable below". Above it, d grows along lam_max's eigenvector at every step, and
-# training diverges. Each step multiplies d's length by at most the larger of the
-# factors' sizes, which is smallest at rate = 2/(lam_min + lam_max), printed
-# "balanced": no other rate guarantees as much shrink per step. With x from
-# N(0, 1), mean(x*x) is about 1 and mean(x) about 0, so H is about 2*I: the limit
-# is about 1 and the balanced rate about 0.5.
-def stable_and_balanced(hessians):
-    """(stable below, balanced) for one H a batch. With several batches: the
-    smallest limit of any batch, and no balanced rate (None)."""
-    lam = np.linalg.eigvalsh(hessians)  # each H's eigenvalues, smallest first
-    balanced = float(2 / (lam[0, 0] + lam[0, 1])) if len(lam) == 1 else None
-    return float(np.min(2 / lam[:, 1])), balanced
-
-
-# With batches, each step follows its own batch's H and c, so W and b can at best
-# settle into a cycle near least squares, not on it (unless every batch has the
-# same best line, as with --noise 0); the verdict, below the banner, says where.
+# Which rates work. With x from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
+# so the derivatives are about dL/dW = 2*(W - W*) and dL/db = 2*(b - b*), where
+# (W*, b*) is least squares. A step then multiplies each distance, W - W* and
+# b - b*, by 1 - 2*rate: it shrinks for rates below 1, is gone in one step at 0.5,
+# and above 1 changes sign and grows at every step: training diverges. Exactly,
+# the two 2s are lam_min and lam_max, the loss's second derivatives along its two
+# main axes (the eigenvalues of its matrix of second derivatives). So a step
+# multiplies the distance by at most `factor` below, steps shrink it for rates
+# below 2/lam_max ("stable below"), and 2/(lam_min + lam_max) ("balanced") gives
+# the smallest factor. With batches, each step has its own batch's lam.
+def rates(mean_x, mean_xx, learning_rate):
+    """(stable below, balanced, factor), from one batch's means or arrays of them."""
+    spread = np.sqrt((mean_xx - 1) ** 2 + 4 * mean_x**2)  # a 2x2 eigenvalue formula
+    lam_min, lam_max = mean_xx + 1 - spread, mean_xx + 1 + spread
+    factor = np.maximum(
+        abs(1 - learning_rate * lam_min), abs(1 - learning_rate * lam_max)
+    )
+    return 2 / lam_max, 2 / (lam_min + lam_max), factor
 
 
 # 8. The bridge to Keras: the same training through compile() and fit(). ---------
@@ -297,8 +260,8 @@ def run(args):
 
 
 # ==================================================================================
-# The rest is machinery you may skip: the command line, the table, the verdict's
-# wording and the figure.
+# The rest is machinery you may skip: the command line, the table, the verdict and
+# the figure.
 # ==================================================================================
 TABLE_ROWS = 10  # the table shows every ceil(epochs/TABLE_ROWS)-th epoch, the last
 PROGRESS_SECONDS = 3.0  # on a long run, also a row at least this often
@@ -336,9 +299,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="main.py")
     for name, default, *limits in OPTIONS:
         shown = "all examples" if default is None else default
-        kind = option_type(*limits)
         usage = f"{limits[-1]} (default: {shown})"
-        parser.add_argument(f"--{name}", type=kind, default=default, help=usage)
+        parser.add_argument(
+            f"--{name}", type=option_type(*limits), default=default, help=usage
+        )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -353,6 +317,45 @@ def parse_args(argv):
     except ImportError:
         parser.error("argument --plot: needs matplotlib: pip install matplotlib")
     return args
+
+
+# The loss is quadratic in W and b. Expanding the square, it is W*W*mean(x*x)
+# + 2*W*b*mean(x) - 2*W*mean(x*y) + b*b - 2*b*mean(y) + mean(y*y): five means give
+# it at any W and b with no pass over the data. NumPy computes them once, in
+# float64, for each batch; the data's are their average, weighted by batch size.
+def batch_means(x, y, batch_size):
+    """Each batch's five means (a column per batch), and the batch sizes."""
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    starts = np.arange(0, len(x), batch_size)
+    sizes = np.diff(np.append(starts, len(x)))
+    products = [x64, x64 * x64, x64 * y64, y64, y64 * y64]
+    # np.add.reduceat sums each product from each batch's start to the next.
+    return np.array([np.add.reduceat(p, starts) for p in products]) / sizes, sizes
+
+
+def loss_at(means, w, b):
+    """mean((y - (x*w + b))**2) from the data's five means."""
+    mean_x, mean_xx, mean_xy, mean_y, mean_yy = means
+    with_w = w * w * mean_xx + 2 * w * b * mean_x - 2 * w * mean_xy
+    return with_w + b * b - 2 * b * mean_y + mean_yy
+
+
+# What the table and the verdict need: the data's means, the batch sizes, least
+# squares, and section 7's rates: the smallest limit of any batch; with one batch,
+# also the balanced rate and the factor (else None).
+Facts = namedtuple("Facts", "means sizes fitted stable balanced factor")
+
+
+def learning_rate_facts(x, y, batch_size, learning_rate):
+    """Facts for this data, batch size and learning rate."""
+    by_batch, sizes = batch_means(x, y, batch_size)
+    means = by_batch @ sizes / len(x)
+    stable, balanced, factor = rates(by_batch[0], by_batch[1], learning_rate)
+    if len(sizes) == 1:
+        ones = (float(balanced[0]), float(factor[0]))
+    else:
+        ones = (None, None)
+    return Facts(means, sizes, least_squares(means), float(min(stable)), *ones)
 
 
 class Progress:
@@ -392,8 +395,9 @@ class Progress:
         return False
 
     def epoch_done(self, epoch, model, batch_loss):
-        """Keep the Row at an epoch's end. True (stop) if its loss is not finite or
-        is over 10 times its start: a converging loss does not grow."""
+        """Keep the Row at an epoch's end: W, b and the loss there. True (stop) if
+        that loss is not finite or is over 10 times its start: a converging loss
+        does not grow."""
         w, b = float(model.w), float(model.b)
         row = Row(epoch, w, b, float(loss_at(self.facts.means, w, b)), batch_loss)
         start = self.kept[0].loss if self.kept else math.inf
@@ -431,96 +435,46 @@ class Progress:
         return line + f",\nthen {each:.3f} ms per epoch."
 
 
-# How main.py judges a run. ----------------------------------------------------
-# With batches, each step has its own batch's H and c, and an epoch of steps turns
-# theta into A @ theta + a for some 2x2 A and a. If A's eigenvalues are below 1 in
-# size, W and b settle into a cycle: every epoch ends at the point the map leaves
-# in place, where (I - A) @ theta = a. That point is not least squares. As the rate
-# goes to 0, it tends to the minimizer of the sum of the batch losses: least squares
-# only if the batches have the same size, since a smaller batch's examples weigh
-# more in its mean.
-def epoch_map(hessians, pulls, rate):
-    """(A, a): one epoch of steps, in order, turns theta into A @ theta + a."""
-    # A step turns theta into theta - rate*(H @ theta - c) = M @ theta + rate*c,
-    # with M = I - rate*H. Each round composes pairs of steps, halving their number.
-    maps, shifts = np.eye(2) - rate * hessians, rate * pulls
-    while len(maps) > 1:
-        if len(maps) % 2:  # pair the odd one out with a step that changes nothing
-            maps = np.concatenate([maps, np.eye(2)[None]])
-            shifts = np.concatenate([shifts, np.zeros((1, 2))])
-        shifts = np.einsum("kij,kj->ki", maps[1::2], shifts[0::2]) + shifts[1::2]
-        maps = maps[1::2] @ maps[0::2]
-    return maps[0], shifts[0]
-
-
-# What the table and the verdict need of a run: the data's five means; each
-# batch's H and c; the batch sizes; least squares; the two rates; the factor by
-# which an epoch multiplies d in the long run (A's largest eigenvalue size); where
-# the cycle closes, and where it tends as the rate goes to 0.
-Facts = namedtuple(
-    "Facts", "means hessians pulls sizes fitted stable balanced factor cycle limit"
-)
-
-
-def learning_rate_facts(x, y, batch_size, rate):
-    """Facts for this data, batch size and learning rate."""
-    by_batch, sizes = batch_means(x, y, batch_size)
-    means = by_batch @ sizes / len(x)
-    hessians, pulls = gradient_terms(by_batch)
-    stable, balanced = stable_and_balanced(hessians)
-    growth, shift = epoch_map(hessians, pulls, rate)
-    factor = float(max(abs(np.linalg.eigvals(growth))))
-    cycle = np.linalg.solve(np.eye(2) - growth, shift) if factor < 1 else None
-    limit = np.linalg.solve(hessians.sum(0), pulls.sum(0))
-    fitted = least_squares(means)
-    rates = (stable, balanced, factor)
-    return Facts(means, hessians, pulls, sizes, fitted, *rates, cycle, limit)
-
-
 # How a run ended. float32 numbers near v are about eps*|v| apart (eps, about
 # 1.2e-7, is the gap after 1), and at a good rate training stops a few such gaps
-# from the exact answer: so it counts as converged within 32 gaps of least
-# squares, or 1e-4 if that is more. An update of less than half the gap rounds
-# away, and TensorFlow flushes one below float32's smallest normal number (`tiny`)
-# to 0.
-def how_it_ended(facts, end, rate):
-    """A dict: the run's `outcome`, and the numbers the verdict quotes for it.
-    end: (epoch, W, b) where the run stopped."""
-    epoch, w, b = end
-    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny
+# from least squares: so it counts as converged within 32 gaps, or 1e-4 if that is
+# more. Near least squares, a full-batch step shrinks the distance d by about
+# (1 - factor)*d in the slowest direction. Once that is less than half a gap, the
+# update rounds away: below the balanced rate, training stops about `floor` from
+# least squares; above it, d swings across least squares, and rounding can lock it
+# into a two-step swing anywhere up to `floor` from it.
+def how_it_ended(facts, table, learning_rate):
+    """A dict: the run's `outcome` (a key of VERDICTS), and the numbers it quotes."""
+    row = table.diverged or table.last
+    eps = np.finfo(np.float32).eps
     tolerance = float(f"{max(1e-4, 32 * eps * max(abs(facts.fitted))):.2g}")
-    gap = distance((w, b), facts.fitted)
-    told = {"gap": gap, "tolerance": tolerance, "factor": facts.factor}
-    if rate >= facts.stable and facts.factor >= 1:
-        return told | {"outcome": "grows"}  # d grows along one direction
+    gap = distance(row[1:3], facts.fitted)
+    told = {"epoch": row.epoch, "gap": gap, "tolerance": tolerance}
+    told |= {"factor": facts.factor, "advice": rate_advice(learning_rate, facts)}
+    told |= {"limit": above_limit(learning_rate, facts)}
+    if not math.isfinite(row.loss):
+        names = " and ".join(n for n, v in zip("Wb", row[1:3]) if not math.isfinite(v))
+        return told | {"outcome": "overflowed", "names": names}
+    if table.diverged:
+        start = table.kept[0].loss
+        return told | {"outcome": "diverged", "start": start, "loss": row.loss}
+    if told["limit"]:
+        return told | {"outcome": "grows", "epochs": counted(row.epoch, "epoch")}
     if gap <= tolerance:
         exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
         return told | {"outcome": "exact" if exact else "converged"}
-    gradients = facts.hessians @ (w, b) - facts.pulls  # every batch's
-    updates = np.abs(np.float32(rate) * gradients)
-    half_gaps = np.maximum(np.spacing(np.float32([w, b])) / 2, tiny)
-    stuck = [name for name, lost in zip("Wb", (updates < half_gaps).all(0)) if lost]
-    if stuck:
-        return told | {"outcome": "stuck", "stuck": " and ".join(stuck)}
-    if facts.balanced is None:  # batches: where the cycle closes, now and as rate -> 0
-        settled = distance((w, b), facts.cycle) <= tolerance
-        told |= {"cycle": distance(facts.cycle, facts.fitted)}
-        told |= {"limit": distance(facts.limit, facts.fitted)}
-        return told | {"outcome": "settled" if settled else "heading"}
-    # Near least squares, an epoch shrinks the distance d left by (1 - factor)*d in
-    # the slowest direction. Below the balanced rate, once that is less than half a
-    # float32 gap, it rounds away: W and b stop about `floor` from least squares.
-    # Above it, d swings across least squares, and rounding can lock W and b into
-    # a two-step swing anywhere up to `floor` from it.
-    spacing = max(np.spacing(np.float32(np.abs(facts.fitted))))
+    if facts.balanced is None:
+        return told | {"outcome": "batches"}
+    spacing = float(max(np.spacing(np.float32(np.abs(facts.fitted)))))
     floor = spacing / (2 * max(1 - facts.factor, 1e-300))
     if floor >= tolerance:
-        swings = rate > facts.balanced
-        return told | {"outcome": "swing" if swings else "floor", "floor": floor}
+        swings = learning_rate > facts.balanced
+        can = "may not" if swings else "cannot"
+        return told | {"outcome": "floor", "floor": floor, "can": can}
     # Each epoch multiplies the distance by at most the factor, and rounding keeps
     # it within about `floor` of that.
     more = math.log((tolerance - floor) / gap) / math.log(facts.factor)
-    return told | {"outcome": "slow", "epochs": epoch + math.ceil(more)}
+    return told | {"outcome": "slow", "epochs": row.epoch + math.ceil(more)}
 
 
 def distance(point, other):
@@ -528,97 +482,75 @@ def distance(point, other):
     return math.hypot(point[0] - other[0], point[1] - other[1])
 
 
-def conclude(args, table, facts):
-    """Print the summary and the verdict, or why the run cannot converge; return
-    the exit status: 1 if it cannot, else 0."""
-    ended = how_it_ended(facts, table.last[:3], args.learning_rate)
-    if table.diverged is None and ended["outcome"] != "grows":
-        learned = ("learned", table.last.w, table.last.b)
-        rows = [learned, ("least-squares", *facts.fitted), ("true", TRUE_W, TRUE_B)]
-        print(summary(facts, rows))
-        print(verdict(ended, args.learning_rate, facts))
-        print(table.timing(tracing=not args.eager))
-        return 0
-    print(cannot_converge(table, ended, args.learning_rate, facts), file=sys.stderr)
-    if args.keras:
-        print("keras fit() was not run: it would take the same steps.", file=sys.stderr)
-    return 1
-
-
 # The verdict on each outcome of how_it_ended(), filled in from the dict it returns.
-HEAD = "W and b are {gap:.1e} from least squares (tolerance {tolerance:g})."
+# The last three cannot converge: they go to standard error, with exit status 1.
+HEAD = "W and b are {gap:.1e} from least squares (tolerance {tolerance:g}).\n"
 VERDICTS = {
-    "converged": f"Converged: {HEAD}\nLeast squares is the best line for this sample."
-    " It differs from the true line because a finite sample's noise does not cancel"
-    " out exactly.",
-    "exact": f"Converged: {HEAD}\nLeast squares is the true line here: no noise, or"
-    " too little to move it.",
-    "stuck": f"Not converged: {HEAD}\n{{stuck}} cannot change: each update is less"
-    " than half the gap between float32 numbers there, so it rounds away.\n"
-    "Use {advice}.",
-    "floor": f"Not converged: {HEAD}\nAt this rate, float32 rounding stops W and b"
-    " about {floor:.1e} from least squares, where each update rounds away: more"
-    " --epochs cannot reach the tolerance.\nUse {advice}.",
-    "swing": f"Not converged: {HEAD}\nAt this rate W and b swing across least squares,"
-    " and float32 rounding can lock them into a two-step swing up to {floor:.1e} from"
-    " it: more --epochs may not reach the tolerance.\nUse {advice}.",
-    "slow": f"Not converged: {HEAD}\nMore epochs bring W and b closer: each"
+    "converged": "Converged: " + HEAD + "Least squares is the best line for this"
+    " sample. It differs from the true line because a finite sample's noise does"
+    " not cancel out exactly.",
+    "exact": "Converged: " + HEAD + "Least squares is the true line here: no noise,"
+    " or too little to move it.",
+    "floor": "Not converged: " + HEAD + "At this rate, float32 rounding stops W and b"
+    " short of the tolerance: an update less than half the gap between float32"
+    " numbers rounds away. More --epochs {can} reach it.\nUse {advice}.",
+    "slow": "Not converged: " + HEAD + "More epochs bring W and b closer: each"
     " multiplies the distance by at most {factor:.6g}, so --epochs {epochs} would"
     " reach the tolerance.",
-    "settled": f"Not converged: {HEAD}\nEach update follows its own batch's gradient,"
-    " not all the data's, so W and b have settled into a cycle: every epoch ends at"
-    " the same point, {cycle:.1e} from least squares. More --epochs change nothing.",
-    "heading": f"Not converged: {HEAD}\nEach update follows its own batch's gradient,"
-    " not all the data's, so W and b head for a cycle in which every epoch ends at"
-    " the same point, {cycle:.1e} from least squares: more --epochs take them there.",
+    "batches": "Not converged: " + HEAD + "Each update follows its own batch's"
+    " gradient, not all the data's, so W and b need not end at least squares"
+    " (README's Mini-batches section says where they end).",
+    "overflowed": "Training diverged at epoch {epoch}: {names} overflowed float32."
+    "{limit}\nUse {advice}.",
+    "diverged": "Training diverged at epoch {epoch}: the loss grew from {start:.5g}"
+    " to {loss:.5g}, over 10 times its start.{limit}\nUse {advice}.",
+    "grows": "Training cannot converge, though in {epochs} its loss has not grown past"
+    " 10 times its start.{limit}\nUse {advice}.",
 }
-TENDS = "\nAs the learning rate goes to 0, that point tends to "  # with batches
-TENDS_ELSEWHERE = "one {limit:.1e} from least squares: a smaller batch weighs more."
 
 
-def verdict(ended, rate, facts):
-    """The verdict on a run that can converge: its VERDICTS text, filled in."""
-    text = VERDICTS[ended["outcome"]]
-    if "limit" in ended:
-        elsewhere = ended["limit"] > ended["tolerance"]
-        text += TENDS + (TENDS_ELSEWHERE if elsewhere else "least squares.")
-    return wrapped(text.format(advice=rate_advice(rate, facts), **ended))
+def above_limit(learning_rate, facts):
+    """With one batch, at a rate not below the stability limit: why it cannot
+    converge, and how fast it grows. Otherwise ""."""
+    if facts.balanced is None or learning_rate < facts.stable:
+        return ""
+    limit = rounded_down(facts.stable)
+    times = f"{facts.factor:.6g}"
+    times = f"{facts.factor:.12g}" if times == "1" else times  # show it is not 1
+    return (
+        f"\nThe learning rate {learning_rate:g} is not below the stability limit"
+        f" {limit}: in the long run, each epoch multiplies the distance from least"
+        f" squares by {times}."
+    )
 
 
-def cannot_converge(table, ended, rate, facts):
-    """Why a run cannot converge, how fast it grows, and the advice."""
-    row = table.diverged
-    if row and not math.isfinite(row.loss):
-        names = " and ".join(n for n, v in zip("Wb", row[1:3]) if not math.isfinite(v))
-        text = f"Training diverged at epoch {row.epoch}: {names} overflowed float32."
-    elif row:
-        grew = f"the loss grew from {table.kept[0].loss:.5g} to {row.loss:.5g}"
-        text = (
-            f"Training diverged at epoch {row.epoch}: {grew}, over 10 times its start."
-        )
-    else:
-        text = (
-            f"Training cannot converge, though in {counted(table.last.epoch, 'epoch')}"
-        )
-        text += " its loss has not grown past 10 times its start."
-    if ended["outcome"] == "grows":
-        grows = f"the distance from least squares grows {facts.factor:.6g} times"
-        text += f"\nIn the long run, {grows} an epoch."
-    if facts.balanced is not None and rate >= facts.stable:  # one batch: limit exact
-        limit = rounded_down(facts.stable)
-        text += (
-            f"\nThe learning rate {rate:g} is not below the stability limit {limit}."
-        )
-    return wrapped(text + f"\nUse {rate_advice(rate, facts)}.")
+def conclude(args, table, facts):
+    """Print the summary and the verdict; return the exit status: 1 if the run
+    cannot converge, else 0."""
+    ended = how_it_ended(facts, table, args.learning_rate)
+    verdict = wrapped(VERDICTS[ended["outcome"]].format(**ended))
+    if ended["outcome"] in ("overflowed", "diverged", "grows"):
+        print(verdict, file=sys.stderr)
+        if args.keras:
+            print(
+                "keras fit() was not run: it would take the same steps.",
+                file=sys.stderr,
+            )
+        return 1
+    learned = ("learned", table.last.w, table.last.b)
+    fitted = ("least-squares", *facts.fitted)
+    print(summary(facts, [learned, fitted, ("true", TRUE_W, TRUE_B)]))
+    print(verdict)
+    print(table.timing(tracing=not args.eager))
+    return 0
 
 
-def rate_advice(rate, facts):
-    """The advice on the rate: toward balanced, or with batches, the limit."""
+def rate_advice(learning_rate, facts):
+    """The advice on the rate: toward balanced, or with batches, below the limit."""
     if facts.balanced is None:
-        toward = "smaller" if rate >= facts.stable else "larger"
         limit = rounded_down(facts.stable)
-        return f"a {toward} --learning-rate (every step is stable below {limit})"
-    toward = "smaller" if rate > facts.balanced else "larger"
+        return f"a smaller --learning-rate (every step is stable below {limit})"
+    toward = "smaller" if learning_rate > facts.balanced else "larger"
     return f"a {toward} --learning-rate (balanced {facts.balanced:.5f})"
 
 
