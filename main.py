@@ -170,13 +170,12 @@ def least_squares(means):
 # multiplies the distance by at most `factor` below, steps shrink it for rates
 # below 2/lam_max ("stable below"), and 2/(lam_min + lam_max) ("balanced") gives
 # the smallest factor. With batches, each step has its own batch's lam.
-def rates(mean_x, mean_xx, learning_rate):
-    """(stable below, balanced, factor), from one batch's means or arrays of them."""
-    spread = np.sqrt((mean_xx - 1) ** 2 + 4 * mean_x**2)  # a 2x2 eigenvalue formula
+def rates(mean_x, mean_xx, rate):
+    """(stable below, balanced, factor at this rate), from one batch's means or
+    from arrays of them, a batch each."""
+    spread = np.sqrt((mean_xx - 1) ** 2 + 4 * mean_x**2)  # a 2x2 matrix's formula
     lam_min, lam_max = mean_xx + 1 - spread, mean_xx + 1 + spread
-    factor = np.maximum(
-        abs(1 - learning_rate * lam_min), abs(1 - learning_rate * lam_max)
-    )
+    factor = np.maximum(abs(1 - rate * lam_min), abs(1 - rate * lam_max))
     return 2 / lam_max, 2 / (lam_min + lam_max), factor
 
 
