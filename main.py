@@ -16,9 +16,9 @@ import textwrap
 import time
 from collections import namedtuple
 
-# TensorFlow reads these two settings as it is imported, so they come first. The
-# second makes it keep and reuse freed memory: on big data, where oneDNN (Intel's
-# fast CPU routines) is off, an epoch is then twice as fast.
+# TensorFlow reads these two settings from the environment, so they are set before
+# it is imported. The second makes it keep and reuse freed memory: on big data,
+# where oneDNN (Intel's fast CPU routines) is off, an epoch is then twice as fast.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide most INFO and WARNING lines
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 import keras  # Keras 3, which comes with TensorFlow 2.16 and later
@@ -53,8 +53,8 @@ def make_data(num_examples, true_w, true_b, noise_std, seed):
 
 # 2. Model: a tf.Module holding two tf.Variables. ---------------------------------
 class LinearModel(tf.Module):
-    """f(x) = x*w + b. tf.Module, TensorFlow's base class for models, finds the
-    Variables stored on it: model.trainable_variables lists them."""
+    """f(x) = x*w + b. tf.Module, TensorFlow's base class for models and their
+    parts, finds the Variables stored on it: model.trainable_variables lists them."""
 
     def __init__(self, initial_w, initial_b):
         super().__init__(name="linear_model")
@@ -72,9 +72,9 @@ class LinearModel(tf.Module):
 # 3. Loss: mean squared error. ----------------------------------------------------
 def mean_squared_error(y_true, y_pred):
     """The loss: mean of (y_true - y_pred)**2, one number for how wrong we are."""
-    # Target first, as in Keras. tf.square counts misses above and below the line
-    # alike, and big misses more. tf.reduce_mean averages them. Even the true line
-    # misses each y by its noise, so its loss is about noise_std**2.
+    # Target first, as Keras's losses take them. tf.square counts misses above and
+    # below the line alike, and big misses more. tf.reduce_mean averages them. Even
+    # the true line misses each y by its noise, so its loss is about noise_std**2.
     return tf.reduce_mean(tf.square(y_true - y_pred))
 
 
@@ -135,8 +135,9 @@ def batches_of(x, y, batch_size):
 
 def train(model, batches, learning_rate, epochs, step, report):
     """Run `epochs` epochs of step() over the batches. report(epoch, batch, model,
-    loss) is called at the start (epoch 0, batch 0) and after each step: main.py's
-    prints the table. If it returns True, training stops."""
+    loss) is called at the start (epoch 0, batch 0) and after each step. main.py's
+    prints the table (its loss is computed exactly, in float64 by NumPy) and
+    returns True, which stops training, when the loss blows up."""
     report(0, 0, model, None)
     for epoch in range(1, epochs + 1):
         for batch, (batch_x, batch_y) in enumerate(batches, start=1):
@@ -163,10 +164,10 @@ def least_squares(means):
 # Which rates work. With x from N(0, 1), mean(x*x) is about 1 and mean(x) about 0,
 # so the derivatives are about dL/dW = 2*(W - W*) and dL/db = 2*(b - b*), where
 # (W*, b*) is least squares. A step then multiplies each distance, W - W* and
-# b - b*, by 1 - 2*rate: it shrinks for rates below 1, is gone in one step at 0.5,
-# and above 1 changes sign and grows at every step: training diverges. Exactly,
-# the two 2s are lam_min and lam_max, the loss's second derivatives along its two
-# main axes (the eigenvalues of its matrix of second derivatives). So a step
+# b - b*, by 1 - 2*rate: it shrinks for rates below 1 (changing sign each step
+# above 0.5), is gone in one step at 0.5, and above 1 grows: training diverges.
+# Exactly, the two 2s are lam_min and lam_max, the loss's second derivatives along
+# its two main axes (the eigenvalues of its matrix of second derivatives). So a step
 # multiplies the distance by at most `factor` below, steps shrink it for rates
 # below 2/lam_max ("stable below"), and 2/(lam_min + lam_max) ("balanced") gives
 # the smallest factor. With batches, each step has its own batch's lam.
