@@ -351,11 +351,11 @@ def learning_rate_facts(x, y, batch_size, learning_rate):
     by_batch, sizes = batch_means(x, y, batch_size)
     means = by_batch @ sizes / len(x)
     stable, balanced, factor = rates(by_batch[0], by_batch[1], learning_rate)
-    if len(sizes) == 1:
-        ones = (float(balanced[0]), float(factor[0]))
-    else:
-        ones = (None, None)
-    return Facts(means, sizes, least_squares(means), float(min(stable)), *ones)
+    fitted = least_squares(means)
+    if len(sizes) > 1:  # each batch has its own balanced rate and factor
+        return Facts(means, sizes, fitted, float(min(stable)), None, None)
+    one_batch = (float(stable[0]), float(balanced[0]), float(factor[0]))
+    return Facts(means, sizes, fitted, *one_batch)
 
 
 class Progress:
