@@ -299,10 +299,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="main.py")
     for name, default, *limits in OPTIONS:
         shown = "all examples" if default is None else default
+        kind = option_type(*limits)
         usage = f"{limits[-1]} (default: {shown})"
-        parser.add_argument(
-            f"--{name}", type=option_type(*limits), default=default, help=usage
-        )
+        parser.add_argument(f"--{name}", type=kind, default=default, help=usage)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--eager", action="store_true", help="run the step eagerly")
     mode.add_argument("--jit-compile", action="store_true", help="compile with XLA")
@@ -458,7 +457,7 @@ def how_it_ended(facts, table, learning_rate):
     if table.diverged:
         start = table.kept[0].loss
         return told | {"outcome": "diverged", "start": start, "loss": row.loss}
-    if told["limit"]:
+    if told["limit"]:  # one batch, at or above its stability limit
         return told | {"outcome": "grows", "epochs": counted(row.epoch, "epoch")}
     if gap <= tolerance:
         exact = distance(facts.fitted, (TRUE_W, TRUE_B)) <= tolerance
@@ -483,7 +482,7 @@ def distance(point, other):
 
 
 # The verdict on each outcome of how_it_ended(), filled in from the dict it returns.
-# The last three cannot converge: they go to standard error, with exit status 1.
+# Those in CANNOT_CONVERGE go to standard error, with exit status 1.
 HEAD = "W and b are {gap:.1e} from least squares (tolerance {tolerance:g}).\n"
 VERDICTS = {
     "converged": "Converged: " + HEAD + "Least squares is the best line for this"
@@ -507,6 +506,7 @@ VERDICTS = {
     "grows": "Training cannot converge, though in {epochs} its loss has not grown past"
     " 10 times its start.{limit}\nUse {advice}.",
 }
+CANNOT_CONVERGE = {"overflowed", "diverged", "grows"}
 
 
 def above_limit(learning_rate, facts):
@@ -529,13 +529,11 @@ def conclude(args, table, facts):
     cannot converge, else 0."""
     ended = how_it_ended(facts, table, args.learning_rate)
     verdict = wrapped(VERDICTS[ended["outcome"]].format(**ended))
-    if ended["outcome"] in ("overflowed", "diverged", "grows"):
+    if ended["outcome"] in CANNOT_CONVERGE:
         print(verdict, file=sys.stderr)
+        not_run = "keras fit() was not run: it would take the same steps."
         if args.keras:
-            print(
-                "keras fit() was not run: it would take the same steps.",
-                file=sys.stderr,
-            )
+            print(not_run, file=sys.stderr)
         return 1
     learned = ("learned", table.last.w, table.last.b)
     fitted = ("least-squares", *facts.fitted)
